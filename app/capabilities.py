@@ -1,0 +1,73 @@
+"""Which optimization toggles can apply on this machine, and which preset a config matches. Qt-free.
+
+Inputs are plain dicts from the worker (`engine.runtime.device_info()` plus a compiler probe), so the
+panel can grey a control out with the reason instead of letting the engine fall back silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GPU_ONLY = ("enable_fp16", "enable_cuda_graphs", "pin_memory", "enable_tf32")
+
+PRESET_UNOPTIMIZED = "Unoptimized (fp32 eager)"
+PRESET_MAX_SPEED = "Max speed"
+PRESET_CUSTOM = "Custom"
+PRESET_NAMES = (PRESET_UNOPTIMIZED, PRESET_MAX_SPEED, PRESET_CUSTOM)
+
+
+def resolve_device(device_info: dict[str, Any] | None, choice: str) -> str:
+    """'auto' → 'cuda:0' when torch sees a GPU, else 'cpu'; explicit choices pass through."""
+    if choice == "auto":
+        return "cuda:0" if device_info and device_info.get("cuda_available") else "cpu"
+    return choice
+
+
+def unavailable_reasons(device_info: dict[str, Any] | None, choice: str) -> dict[str, str]:
+    """Field name → why it cannot apply with this device choice (fields that can apply are absent)."""
+    if device_info is None:
+        return {name: "Checking what this machine supports…" for name in (*GPU_ONLY, "enable_bf16", "enable_compile")}
+    device = resolve_device(device_info, choice)
+    reasons: dict[str, str] = {}
+    if not device.startswith("cuda"):
+        why = (
+            f"Needs a CUDA GPU: this torch build ({device_info.get('torch_version', '?')}) has no CUDA."
+            if not device_info.get("cuda_available")
+            else "Needs a CUDA GPU: the CPU device is selected."
+        )
+        reasons.update({name: why for name in GPU_ONLY})
+        if not device_info.get("compiler_available", True):
+            reasons["enable_compile"] = "torch.compile on the CPU needs a C++ compiler; none was found on PATH."
+        return reasons
+    gpu = _gpu(device_info, device)
+    if gpu is not None and not gpu.get("bf16", False):
+        reasons["enable_bf16"] = f"{gpu.get('name', 'This GPU')} has no native bf16 (needs compute capability 8.0+)."
+    if not device_info.get("triton_available"):
+        reasons["enable_compile"] = "torch.compile on the GPU needs triton, which is not installed (Windows: triton-windows)."
+    return reasons
+
+
+def applicable_config(config: dict[str, Any], reasons: dict[str, str]) -> dict[str, Any]:
+    """The config the engine should get: toggles that cannot apply here are switched off."""
+    return {k: (False if k in reasons and isinstance(v, bool) else v) for k, v in config.items()}
+
+
+def matching_preset(config: dict[str, Any], presets: dict[str, dict[str, Any]]) -> str:
+    for name, values in presets.items():
+        if all(config.get(k) == v for k, v in values.items()):
+            return name
+    return PRESET_CUSTOM
+
+
+def device_label(device_info: dict[str, Any] | None, device: str) -> str:
+    """'cuda:0' → 'CUDA 0 · NVIDIA H100'; 'cpu' → 'CPU'."""
+    if not device.startswith("cuda"):
+        return "CPU"
+    gpu = _gpu(device_info or {}, device)
+    index = device.partition(":")[2] or "0"
+    return f"CUDA {index} · {gpu['name']}" if gpu else f"CUDA {index}"
+
+
+def _gpu(device_info: dict[str, Any], device: str) -> dict[str, Any] | None:
+    index = int(device.partition(":")[2] or 0)
+    return next((d for d in device_info.get("devices", []) if d.get("index") == index), None)

@@ -1,0 +1,20 @@
+"""Paths to the bundled resources/ folder (icons, stylesheet, sample texts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+
+def resource_path(*parts: str) -> Path:
+    return RESOURCES.joinpath(*parts)
+
+
+def sample_texts() -> dict[str, str]:
+    """Title (file name after its order prefix) → text, for the editor's sample picker."""
+    folder = resource_path("samples")
+    return {
+        p.stem.partition("_")[2].replace("_", " ").capitalize(): p.read_text(encoding="utf-8").strip()
+        for p in sorted(folder.glob("*.txt"))
+    }

@@ -1,0 +1,91 @@
+"""Reusable memory: a device buffer pool keyed by size and pinned host staging for output copies.
+
+The pool serves the per-call staging tensors (padded ids, noise) so that steady-state synthesis
+asks the allocator for nothing; pinned host memory lets the audio copy run asynchronously.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PoolStats:
+    hits: int = 0
+    misses: int = 0
+    bytes: int = 0
+    outstanding: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "bytes": self.bytes, "outstanding": self.outstanding}
+
+
+class BufferPool:
+    """Tensors grouped by (device, dtype, numel); `get_buffer` hands out a view of the right shape."""
+
+    def __init__(self, device: torch.device | str):
+        self.device = torch.device(device)
+        self._free: dict[tuple, list[torch.Tensor]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self.stats = PoolStats()
+
+    def get_buffer(self, shape: tuple[int, ...] | torch.Size, dtype: torch.dtype = torch.float32, zero: bool = False) -> torch.Tensor:
+        numel = math.prod(shape)
+        key = (dtype, numel)
+        with self._lock:
+            free = self._free.get(key)
+            if free:
+                flat = free.pop()
+                self.stats.hits += 1
+            else:
+                flat = torch.empty(numel, dtype=dtype, device=self.device)
+                self.stats.misses += 1
+                self.stats.bytes += flat.numel() * flat.element_size()
+            self.stats.outstanding += 1
+        buf = flat.view(tuple(shape))
+        return buf.zero_() if zero else buf
+
+    def return_buffer(self, buf: torch.Tensor) -> None:
+        base = buf._base if buf._base is not None else buf
+        if base.device != self.device:
+            raise ValueError(f"buffer on {base.device} returned to the pool of {self.device}")
+        with self._lock:
+            self._free[(base.dtype, base.numel())].append(base)
+            self.stats.outstanding -= 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._free.clear()
+            self.stats = PoolStats()
+
+
+class PinnedStaging:
+    """One growing pinned host buffer per dtype for device→host copies with non_blocking=True."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[torch.dtype, torch.Tensor] = {}
+
+    def to_host(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Starts the copy and returns the host view; valid after the device synchronizes."""
+        if tensor.device.type != "cuda":
+            return tensor
+        numel = tensor.numel()
+        buf = self._buffers.get(tensor.dtype)
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(max(numel, 1 << 16), dtype=tensor.dtype, pin_memory=True)
+            self._buffers[tensor.dtype] = buf
+        host = buf[:numel].view(tensor.shape)
+        host.copy_(tensor, non_blocking=True)
+        return host
+
+    @property
+    def bytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self._buffers.values())
+
+    def clear(self) -> None:
+        self._buffers.clear()

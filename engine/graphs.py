@@ -1,0 +1,127 @@
+"""CUDA graph capture and replay per shape bucket, with a visible eager fallback.
+
+A bucket key names a fixed set of input shapes. The first calls of a key run eagerly on a side
+stream (warmup: cuDNN plans, lazy inits, compile), then the function is captured once into a graph
+with static input and output tensors; later calls copy into the static inputs and replay. Any
+failure to capture leaves that key eager for good and is recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CapturedGraph:
+    graph: torch.cuda.CUDAGraph
+    inputs: tuple[torch.Tensor, ...]
+    outputs: tuple[torch.Tensor, ...]
+    capture_s: float
+    memory_bytes: int
+    replays: int = 0
+
+
+@dataclass
+class GraphStats:
+    captured: int = 0
+    capture_s: float = 0.0
+    memory_bytes: int = 0
+    replays: int = 0
+    eager_calls: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.captured,
+            "capture_s": round(self.capture_s, 4),
+            "memory_bytes": self.memory_bytes,
+            "replays": self.replays,
+            "eager_calls": self.eager_calls,
+            "fallbacks": dict(self.failures),
+        }
+
+
+class GraphRunner:
+    """Runs `fn(*inputs) -> tuple[Tensor, ...]` through one CUDA graph per key.
+
+    Outputs of a replay are the graph's static tensors: consume or copy them before the same key
+    replays again. All graphs share one memory pool, which is safe because they never run
+    concurrently and each keeps its own inputs and outputs alive.
+    """
+
+    def __init__(self, device: torch.device, warmup_iters: int = 2, on_fallback: Callable[[str, str], None] | None = None):
+        self.device = device
+        self.warmup_iters = warmup_iters
+        self.on_fallback = on_fallback
+        self.graphs: dict[Hashable, CapturedGraph] = {}
+        self.failed: set[Hashable] = set()
+        self.stats = GraphStats()
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def run(self, key: Hashable, fn: Callable[..., Sequence[torch.Tensor]], *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        graph = self.graphs.get(key)
+        if graph is not None:
+            for static, value in zip(graph.inputs, inputs):
+                static.copy_(value, non_blocking=True)
+            graph.graph.replay()
+            graph.replays += 1
+            self.stats.replays += 1
+            return graph.outputs
+        if key in self.failed:
+            self.stats.eager_calls += 1
+            return tuple(fn(*inputs))
+        captured = self._capture(key, fn, inputs)
+        if captured is None:
+            self.stats.eager_calls += 1
+            return tuple(fn(*inputs))
+        return captured.outputs
+
+    def _capture(self, key: Hashable, fn, inputs: Sequence[torch.Tensor]) -> CapturedGraph | None:
+        start = time.perf_counter()
+        before = torch.cuda.memory_reserved(self.device)
+        static_inputs = tuple(x.clone() for x in inputs)
+        try:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(max(self.warmup_iters, 1)):
+                    fn(*static_inputs)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool):
+                outputs = tuple(fn(*static_inputs))
+            graph.replay()
+        except Exception as exc:  # capture is an optimization: any failure means eager for this key
+            torch.cuda.synchronize(self.device)
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.failed.add(key)
+            self.stats.failures[str(key)] = reason
+            log.warning("CUDA graph capture failed for %s, running it eagerly: %s", key, reason)
+            if self.on_fallback:
+                self.on_fallback(f"cuda_graphs[{key}]", reason)
+            return None
+        captured = CapturedGraph(
+            graph=graph,
+            inputs=static_inputs,
+            outputs=outputs,
+            capture_s=time.perf_counter() - start,
+            memory_bytes=max(torch.cuda.memory_reserved(self.device) - before, 0),
+        )
+        self.graphs[key] = captured
+        self.stats.captured += 1
+        self.stats.capture_s += captured.capture_s
+        self.stats.memory_bytes += captured.memory_bytes
+        return captured
+
+    def clear(self) -> None:
+        self.graphs.clear()
+        self.failed.clear()
+        self.stats = GraphStats()
+        self.pool = torch.cuda.graph_pool_handle()

@@ -1,0 +1,61 @@
+"""What a model family provides so the wrapper, the optimizer and the app stay family-blind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+
+import torch
+
+from ..config import SynthesisOptions
+
+if TYPE_CHECKING:
+    from ..optimizer import AdvancedTTSOptimizer
+
+
+@dataclass
+class Segment:
+    """One unit of synthesis (a sentence) after the text front end."""
+
+    text: str
+    tokens: list[int]
+    """Model input ids (Piper: phoneme ids with BOS/PAD/EOS)."""
+    pause_after: float = 0.0
+    """Seconds of silence to put after this segment's audio."""
+
+
+@dataclass
+class StageTimes:
+    """Seconds per pipeline stage for one call (stages a family does not have stay 0)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.values[stage] = self.values.get(stage, 0.0) + seconds
+
+
+class TTSModel(Protocol):
+    """A loaded voice of one family. Models take tensors; the text front end lives beside them."""
+
+    family: str
+    name: str
+    sample_rate: int
+    device: torch.device
+
+    def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
+        """Normalise, split into sentences and tokenize (no model work)."""
+        ...
+
+    def synthesize(
+        self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes
+    ) -> Iterator[torch.Tensor]:
+        """Yield one float32 waveform (1-D, on any device) per segment, in order."""
+        ...
+
+    def optimize(self, optimizer: "AdvancedTTSOptimizer") -> None:
+        """Apply `optimizer.config` (precision, SDPA, graphs, compile, buffers) in place."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Static facts for stats and the UI: family, voice, parameters, speakers, dtypes."""
+        ...

@@ -1,0 +1,562 @@
+"""VITS (Piper) inference modules: tensors in, tensors out; no I/O and no loops over time.
+
+Kim, Kong, Son, "Conditional Variational Autoencoder with Adversarial Learning for End-to-End
+Text-to-Speech" (VITS), ICML 2021, arXiv:2106.06103. Parameter names follow the Piper training code
+so that the weights of a voice `.onnx` map one to one (see `onnx_weights.py`).
+
+The inference path is split at its one data-dependent shape, the total frame count:
+`encode_text` + `durations` → the host reads the frame count once →
+`latent` (length regulation, prior, reverse flow) + `vocode` (HiFi-GAN) at a fixed, possibly padded length.
+Padding never changes the audible output: every conv input is masked, which is exactly the zero
+padding the unpadded model sees.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import PiperArch
+
+LRELU_SLOPE = 0.1
+
+
+def sequence_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths → (B, max_len) float mask."""
+    positions = torch.arange(max_len, device=lengths.device)
+    return (positions[None, :] < lengths[:, None]).to(torch.float32)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm over the channel axis of (B, C, T); computed in fp32 (an fp32 island)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.transpose(1, -1).float(), (x.shape[1],), self.gamma.float(), self.beta.float(), self.eps)
+        return y.transpose(1, -1).type_as(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Text encoder: post-LN transformer with windowed relative-position attention
+# (Shaw et al., "Self-Attention with Relative Position Representations", arXiv:1803.02155).
+# --------------------------------------------------------------------------------------------
+
+
+def _rel_to_abs(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, 2T-1) relative logits → (B, H, T, T) absolute, by the pad/reshape trick."""
+    b, h, t, _ = x.shape
+    x = F.pad(x, (0, 1))
+    x = x.reshape(b, h, 2 * t * t)
+    x = F.pad(x, (0, t - 1))
+    return x.reshape(b, h, t + 1, 2 * t - 1)[:, :, :t, t - 1 :]
+
+
+def _abs_to_rel(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, T) absolute weights → (B, H, T, 2T-1) relative."""
+    b, h, t, _ = x.shape
+    x = F.pad(x, (0, t - 1))
+    x = x.reshape(b, h, t * (2 * t - 1))
+    x = F.pad(x, (t, 0))
+    return x.reshape(b, h, t, 2 * t)[:, :, :, 1:]
+
+
+class RelativeAttention(nn.Module):
+    """Multi-head self-attention with relative keys and values inside a window (heads share them).
+
+    Two implementations of the same function:
+    - `plain`: explicit scores and softmax, as in the VITS code;
+    - `sdpa`: `scaled_dot_product_attention` with the relative-key logits as an additive bias. The
+      relative-value term needs the attention weights inside the window, which SDPA does not
+      return; a zero "sink" key whose logit is the row's band maximum recovers the softmax
+      normaliser exactly from one extra output channel, so the weights in the window follow
+      without materialising the full softmax.
+    """
+
+    def __init__(self, channels: int, n_heads: int, window_size: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.k_channels = channels // n_heads
+        self.window_size = window_size
+        self.conv_q = nn.Conv1d(channels, channels, 1)
+        self.conv_k = nn.Conv1d(channels, channels, 1)
+        self.conv_v = nn.Conv1d(channels, channels, 1)
+        self.conv_o = nn.Conv1d(channels, channels, 1)
+        rel_shape = (1, 2 * window_size + 1, self.k_channels)
+        self.emb_rel_k = nn.Parameter(torch.zeros(rel_shape))
+        self.emb_rel_v = nn.Parameter(torch.zeros(rel_shape))
+        self.use_sdpa = False
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t = x.shape
+        return x.view(b, self.n_heads, self.k_channels, t).transpose(2, 3)  # (B, H, T, dk)
+
+    def _rel_embeddings(self, emb: torch.Tensor, t: int) -> torch.Tensor:
+        """Window embeddings (1, 2w+1, dk) → (1, 2T-1, dk), zero outside the window."""
+        w = self.window_size
+        pad = max(t - (w + 1), 0)
+        start = max((w + 1) - t, 0)
+        if pad > 0:
+            emb = F.pad(emb, (0, 0, pad, pad))
+        return emb[:, start : start + 2 * t - 1]
+
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, T); attn_bias: (B, 1, T, T), 0 where allowed and -1e4 where masked."""
+        q, k, v = (self._heads(conv(x)) for conv in (self.conv_q, self.conv_k, self.conv_v))
+        t = x.shape[2]
+        q = q * self.k_channels**-0.5
+        rel_k = self._rel_embeddings(self.emb_rel_k, t)
+        rel_v = self._rel_embeddings(self.emb_rel_v, t)
+        rel_logits = _rel_to_abs(torch.matmul(q, rel_k.unsqueeze(0).transpose(-2, -1)))  # (B,H,T,T)
+        if self.use_sdpa:
+            out = self._sdpa(q, k, v, rel_logits + attn_bias, rel_v)
+        else:
+            out = self._plain(q, k, v, rel_logits + attn_bias, rel_v)
+        b = x.shape[0]
+        return self.conv_o(out.transpose(2, 3).reshape(b, -1, t))
+
+    @staticmethod
+    def _plain(q, k, v, bias, rel_v) -> torch.Tensor:
+        p = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) + bias, dim=-1)
+        return torch.matmul(p, v) + torch.matmul(_abs_to_rel(p), rel_v.unsqueeze(0))
+
+    def _sdpa(self, q, k, v, bias, rel_v) -> torch.Tensor:
+        b, h, t, dk = q.shape
+        w = self.window_size
+        band = self._band_logits(q, k, bias)  # (B,H,T,2w+1): logits inside the window
+        sink_logit = band.amax(dim=-1, keepdim=True)  # ≤ row max, so the sink weight stays in [1/(T+1), 1/2]
+        extra = 8  # keeps the head dim a multiple of 8 for the fused kernels
+        k_aug = torch.cat([k, k.new_zeros(b, h, 1, dk)], dim=2)
+        v_aug = torch.cat([F.pad(v, (0, extra)), F.pad(v.new_ones(b, h, 1, 1), (dk, extra - 1))], dim=2)
+        bias_aug = torch.cat([bias.expand(b, h, t, t), sink_logit], dim=-1)
+        out = F.scaled_dot_product_attention(q, k_aug, v_aug, attn_mask=bias_aug.to(q.dtype), scale=1.0)
+        p_sink = out[..., dk : dk + 1]
+        keep = 1.0 - p_sink  # share of the real keys
+        main = out[..., :dk] / keep
+        # log-normaliser of the real keys: Z = exp(sink) * (1 - p_sink) / p_sink
+        log_z = sink_logit + torch.log(keep) - torch.log(p_sink)
+        p_band = torch.exp(band - log_z)  # (B,H,T,2w+1)
+        return main + torch.matmul(p_band, self.emb_rel_v[0].to(q.dtype))
+
+    def _band_logits(self, q, k, bias) -> torch.Tensor:
+        """Scores q_i·k_{i+d} + bias_{i,i+d} for d in [-w, w]; -1e4 outside the sequence."""
+        w = self.window_size
+        t = q.shape[2]
+        k_pad = F.pad(k, (0, 0, w, w))  # (B,H,T+2w,dk)
+        k_win = k_pad.unfold(2, 2 * w + 1, 1)  # (B,H,T,dk,2w+1)
+        qk = torch.einsum("bhtd,bhtdw->bhtw", q, k_win)
+        bias_pad = F.pad(bias, (w, w), value=-1e4)  # (B,h,T,T+2w)
+        idx = torch.arange(t, device=q.device)[:, None] + torch.arange(2 * w + 1, device=q.device)[None, :]
+        bias_win = torch.gather(bias_pad, 3, idx.expand(*bias_pad.shape[:2], t, 2 * w + 1))
+        return qk + bias_win
+
+
+class FFN(nn.Module):
+    def __init__(self, channels: int, filter_channels: int, kernel_size: int):
+        super().__init__()
+        pad = kernel_size // 2
+        self.pad = (pad, kernel_size - 1 - pad)
+        self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size)
+        self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv_1(F.pad(x * mask, self.pad)))
+        return self.conv_2(F.pad(x * mask, self.pad)) * mask
+
+
+class Encoder(nn.Module):
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        c, n = arch.hidden_channels, arch.n_layers
+        self.attn_layers = nn.ModuleList(RelativeAttention(c, arch.n_heads, arch.window_size) for _ in range(n))
+        self.norm_layers_1 = nn.ModuleList(LayerNorm(c) for _ in range(n))
+        self.ffn_layers = nn.ModuleList(FFN(c, arch.filter_channels, arch.ffn_kernel_size) for _ in range(n))
+        self.norm_layers_2 = nn.ModuleList(LayerNorm(c) for _ in range(n))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        attn_bias = (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4  # (B,1,T,T)
+        x = x * mask
+        for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
+            x = norm1(x + attn(x, attn_bias))
+            x = norm2(x + ffn(x, mask))
+        return x * mask
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        self.hidden_channels = arch.hidden_channels
+        self.inter_channels = arch.inter_channels
+        self.emb = nn.Embedding(arch.n_vocab, arch.hidden_channels)
+        self.encoder = Encoder(arch)
+        self.proj = nn.Conv1d(arch.hidden_channels, 2 * arch.inter_channels, 1)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor):
+        x = (self.emb(ids) * math.sqrt(self.hidden_channels)).transpose(1, 2)  # (B, C, T)
+        x = self.encoder(x, mask)
+        stats = self.proj(x) * mask
+        m, logs = torch.split(stats, self.inter_channels, dim=1)
+        return x, m, logs
+
+
+# --------------------------------------------------------------------------------------------
+# Stochastic duration predictor (reverse direction only): neural spline flows
+# (Durkan et al., "Neural Spline Flows", arXiv:1906.04032).
+# --------------------------------------------------------------------------------------------
+
+
+class DDSConv(nn.Module):
+    """Dilated depth-separable convolutions with LN and exact GELU."""
+
+    def __init__(self, channels: int, kernel_size: int, n_layers: int):
+        super().__init__()
+        self.convs_sep = nn.ModuleList()
+        self.convs_1x1 = nn.ModuleList()
+        self.norms_1 = nn.ModuleList()
+        self.norms_2 = nn.ModuleList()
+        for i in range(n_layers):
+            dilation = kernel_size**i
+            padding = (kernel_size * dilation - dilation) // 2
+            self.convs_sep.append(
+                nn.Conv1d(channels, channels, kernel_size, groups=channels, dilation=dilation, padding=padding)
+            )
+            self.convs_1x1.append(nn.Conv1d(channels, channels, 1))
+            self.norms_1.append(LayerNorm(channels))
+            self.norms_2.append(LayerNorm(channels))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        if g is not None:
+            x = x + g
+        for sep, c1, n1, n2 in zip(self.convs_sep, self.convs_1x1, self.norms_1, self.norms_2):
+            y = F.gelu(n1(sep(x * mask)))
+            y = F.gelu(n2(c1(y)))
+            x = x + y
+        return x * mask
+
+
+def inverse_rational_quadratic_spline(
+    x: torch.Tensor,
+    unnormalized_widths: torch.Tensor,
+    unnormalized_heights: torch.Tensor,
+    unnormalized_derivatives: torch.Tensor,
+    tail_bound: float = 5.0,
+    min_bin_width: float = 1e-3,
+    min_bin_height: float = 1e-3,
+    min_derivative: float = 1e-3,
+) -> torch.Tensor:
+    """Inverse monotonic rational-quadratic spline with linear tails (Durkan et al. 2019, eq. 4–6).
+
+    Evaluated densely with `torch.where` instead of boolean indexing, so it never syncs with the
+    host and keeps static shapes (CUDA-graph safe).
+    """
+    num_bins = unnormalized_widths.shape[-1]
+    inside = (x >= -tail_bound) & (x <= tail_bound)
+    xc = x.clamp(-tail_bound, tail_bound)
+    boundary = math.log(math.exp(1 - min_derivative) - 1)
+    derivs = F.pad(unnormalized_derivatives, (1, 1), value=boundary)
+
+    def knots(unnormalized: torch.Tensor, min_size: float):
+        sizes = min_size + (1 - min_size * num_bins) * torch.softmax(unnormalized, dim=-1)
+        cum = F.pad(torch.cumsum(sizes, dim=-1), (1, 0))
+        cum = 2 * tail_bound * cum - tail_bound
+        cum = torch.cat([cum[..., :1].clamp(-tail_bound, -tail_bound), cum[..., 1:-1], cum[..., -1:].clamp(tail_bound, tail_bound)], dim=-1)
+        return cum, cum[..., 1:] - cum[..., :-1]
+
+    cumwidths, widths = knots(unnormalized_widths, min_bin_width)
+    cumheights, heights = knots(unnormalized_heights, min_bin_height)
+    derivatives = min_derivative + F.softplus(derivs)
+
+    locations = torch.cat([cumheights[..., :-1], cumheights[..., -1:] + 1e-6], dim=-1)
+    bin_idx = (torch.sum(xc[..., None] >= locations, dim=-1) - 1).clamp(0, num_bins - 1)[..., None]
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return t.gather(-1, bin_idx)[..., 0]
+
+    in_cumwidths, in_widths = pick(cumwidths), pick(widths)
+    in_cumheights, in_heights = pick(cumheights), pick(heights)
+    in_delta = pick(heights / widths)
+    d0, d1 = pick(derivatives[..., :-1]), pick(derivatives[..., 1:])
+
+    dy = xc - in_cumheights
+    slope_sum = d0 + d1 - 2 * in_delta
+    a = dy * slope_sum + in_heights * (in_delta - d0)
+    b = in_heights * d0 - dy * slope_sum
+    c = -in_delta * dy
+    discriminant = (b.pow(2) - 4 * a * c).clamp_min(0)
+    root = (2 * c) / (-b - torch.sqrt(discriminant))
+    return torch.where(inside, root * in_widths + in_cumwidths, x)
+
+
+class ConvFlow(nn.Module):
+    def __init__(self, filter_channels: int, kernel_size: int, n_layers: int, num_bins: int = 10, tail_bound: float = 5.0):
+        super().__init__()
+        self.num_bins = num_bins
+        self.tail_bound = tail_bound
+        self.filter_channels = filter_channels
+        self.pre = nn.Conv1d(1, filter_channels, 1)
+        self.convs = DDSConv(filter_channels, kernel_size, n_layers)
+        self.proj = nn.Conv1d(filter_channels, 3 * num_bins - 1, 1)
+
+    def reverse(self, z: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        z0, z1 = z[:, :1], z[:, 1:]
+        h = self.proj(self.convs(self.pre(z0), mask, g=g)) * mask  # (B, 3K-1, T)
+        h = h.unsqueeze(1).permute(0, 1, 3, 2)  # (B, 1, T, 3K-1)
+        scale = math.sqrt(self.filter_channels)
+        k = self.num_bins
+        z1 = inverse_rational_quadratic_spline(z1, h[..., :k] / scale, h[..., k : 2 * k] / scale, h[..., 2 * k :], self.tail_bound)
+        return torch.cat([z0, z1], dim=1) * mask
+
+
+class ElementwiseAffine(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.m = nn.Parameter(torch.zeros(channels, 1))
+        self.logs = nn.Parameter(torch.zeros(channels, 1))
+
+    def reverse(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (z - self.m) * torch.exp(-self.logs) * mask
+
+
+class StochasticDurationPredictor(nn.Module):
+    """Reverse path only. Flow indices follow the training layout (0: affine, odd: spline flows,
+    even: flips); flow 1 is never used at inference and is not built."""
+
+    REVERSE_SPLINES = ("7", "5", "3")
+
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        c = arch.dp_filter_channels
+        self.pre = nn.Conv1d(arch.hidden_channels, c, 1)
+        self.convs = DDSConv(c, arch.dp_kernel_size, arch.dp_n_layers)
+        self.proj = nn.Conv1d(c, c, 1)
+        if arch.gin_channels:
+            self.cond = nn.Conv1d(arch.gin_channels, c, 1)
+        flows: dict[str, nn.Module] = {"0": ElementwiseAffine(2)}
+        for idx in self.REVERSE_SPLINES:
+            flows[idx] = ConvFlow(c, arch.dp_kernel_size, arch.dp_n_layers)
+        self.flows = nn.ModuleDict(flows)
+
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """x: encoder output (B,C,T); noise: (B,2,T) already scaled by noise_w. Returns log-durations."""
+        x = self.pre(x)
+        if g is not None:
+            x = x + self.cond(g)
+        h = self.proj(self.convs(x, mask)) * mask
+        z = noise
+        for idx in self.REVERSE_SPLINES:
+            z = self.flows[idx].reverse(torch.flip(z, [1]), mask, h)
+        z = self.flows["0"].reverse(torch.flip(z, [1]), mask)
+        return z[:, :1]
+
+
+# --------------------------------------------------------------------------------------------
+# Flow (mean-only residual coupling with WaveNet-style layers), reverse direction.
+# --------------------------------------------------------------------------------------------
+
+
+class WN(nn.Module):
+    def __init__(self, hidden: int, kernel_size: int, dilation_rate: int, n_layers: int, gin_channels: int):
+        super().__init__()
+        self.hidden = hidden
+        self.in_layers = nn.ModuleList()
+        self.res_skip_layers = nn.ModuleList()
+        if gin_channels:
+            self.cond_layer = nn.Conv1d(gin_channels, 2 * hidden * n_layers, 1)
+        for i in range(n_layers):
+            dilation = dilation_rate**i
+            padding = (kernel_size * dilation - dilation) // 2
+            self.in_layers.append(nn.Conv1d(hidden, 2 * hidden, kernel_size, dilation=dilation, padding=padding))
+            out = 2 * hidden if i < n_layers - 1 else hidden
+            self.res_skip_layers.append(nn.Conv1d(hidden, out, 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        h2 = 2 * self.hidden
+        g_all = self.cond_layer(g) if g is not None else None
+        skip = torch.zeros_like(x)
+        last = len(self.in_layers) - 1
+        for i, (inp, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers)):
+            a = inp(x)
+            if g_all is not None:
+                a = a + g_all[:, i * h2 : (i + 1) * h2]
+            acts = torch.tanh(a[:, : self.hidden]) * torch.sigmoid(a[:, self.hidden :])
+            rs = res_skip(acts)
+            if i < last:
+                x = (x + rs[:, : self.hidden]) * mask
+                skip = skip + rs[:, self.hidden :]
+            else:
+                skip = skip + rs
+        return skip * mask
+
+
+class ResidualCouplingLayer(nn.Module):
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        half = arch.inter_channels // 2
+        self.half = half
+        self.pre = nn.Conv1d(half, arch.flow_hidden_channels, 1)
+        self.enc = WN(arch.flow_hidden_channels, arch.flow_kernel_size, arch.flow_dilation_rate, arch.flow_n_layers, arch.gin_channels)
+        self.post = nn.Conv1d(arch.flow_hidden_channels, half, 1)
+
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        x0, x1 = x[:, : self.half], x[:, self.half :]
+        h = self.enc(self.pre(x0) * mask, mask, g)
+        x1 = (x1 - self.post(h) * mask) * mask
+        return torch.cat([x0, x1], dim=1)
+
+
+class ResidualCouplingBlock(nn.Module):
+    """Couplings sit at even indices of the training layout (odd ones are channel flips)."""
+
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        self.flows = nn.ModuleDict({str(2 * i): ResidualCouplingLayer(arch) for i in range(arch.n_flows)})
+
+    def reverse(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        for idx in reversed(list(self.flows.keys())):
+            x = self.flows[idx].reverse(torch.flip(x, [1]), mask, g)
+        return x
+
+
+# --------------------------------------------------------------------------------------------
+# HiFi-GAN generator (Kong et al., arXiv:2010.05646), weight norm already removed.
+# --------------------------------------------------------------------------------------------
+
+
+def _padding(kernel_size: int, dilation: int) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlock(nn.Module):
+    """HiFi-GAN residual block: type "1" (two convs per dilation) or type "2" (one)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...], kind: str):
+        super().__init__()
+        make = lambda d: nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d))
+        self.kind = kind
+        if kind == "1":
+            self.convs1 = nn.ModuleList(make(d) for d in dilations)
+            self.convs2 = nn.ModuleList(make(1) for _ in dilations)
+        else:
+            self.convs = nn.ModuleList(make(d) for d in dilations)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.kind == "1":
+            for c1, c2 in zip(self.convs1, self.convs2):
+                xt = c1(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
+                x = x + c2(_masked(F.leaky_relu(xt, LRELU_SLOPE), mask))
+            return x
+        for conv in self.convs:
+            x = x + conv(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
+        return x
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+class Generator(nn.Module):
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        ch = arch.upsample_initial_channel
+        self.upsample_rates = arch.upsample_rates
+        self.num_kernels = len(arch.resblock_kernel_sizes)
+        self.conv_pre = nn.Conv1d(arch.inter_channels, ch, 7, padding=3)
+        if arch.gin_channels:
+            self.cond = nn.Conv1d(arch.gin_channels, ch, 1)
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        for i, (u, k) in enumerate(zip(arch.upsample_rates, arch.upsample_kernel_sizes)):
+            cin, cout = ch // 2**i, ch // 2 ** (i + 1)
+            self.ups.append(nn.ConvTranspose1d(cin, cout, k, u, padding=(k - u) // 2))
+            for rk, rd in zip(arch.resblock_kernel_sizes, arch.resblock_dilation_sizes):
+                self.resblocks.append(ResBlock(cout, rk, rd, arch.resblock))
+        self.conv_post = nn.Conv1d(ch // 2 ** len(arch.upsample_rates), 1, 7, padding=3, bias=False)
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """x: (B, inter, F). frame_mask (B,1,F) reproduces zero padding past each item's length;
+        None when the input is not padded."""
+        x = self.conv_pre(x)
+        if g is not None:
+            x = x + self.cond(g)
+        mask = frame_mask
+        for i, up in enumerate(self.ups):
+            x = up(_masked(F.leaky_relu(x, LRELU_SLOPE), mask))
+            if mask is not None:
+                mask = mask.repeat_interleave(self.upsample_rates[i], dim=2)
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            xs = blocks[0](x, mask)
+            for block in blocks[1:]:
+                xs = xs + block(x, mask)
+            x = xs / self.num_kernels
+        x = self.conv_post(_masked(F.leaky_relu(x), mask))  # default slope 0.01, as exported
+        return torch.tanh(x)
+
+
+# --------------------------------------------------------------------------------------------
+# The synthesizer
+# --------------------------------------------------------------------------------------------
+
+
+class PiperVITS(nn.Module):
+    """The synthesizer, exposed as four stages so the runner can time, batch and capture them."""
+
+    def __init__(self, arch: PiperArch):
+        super().__init__()
+        self.arch = arch
+        self.enc_p = TextEncoder(arch)
+        self.dp = StochasticDurationPredictor(arch)
+        self.flow = ResidualCouplingBlock(arch)
+        self.dec = Generator(arch)
+        if arch.n_speakers > 1:
+            self.emb_g = nn.Embedding(arch.n_speakers, arch.gin_channels)
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.arch.upsample_rates)
+
+    def speaker(self, sid: torch.Tensor) -> torch.Tensor | None:
+        """(B,) speaker ids → (B, gin, 1) conditioning, or None for single-speaker voices."""
+        return self.emb_g(sid).unsqueeze(-1) if self.arch.n_speakers > 1 else None
+
+    def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor):
+        """ids (B,T) → hidden (B,C,T), prior mean/log-std (B,inter,T), mask (B,1,T)."""
+        mask = sequence_mask(lengths, ids.shape[1]).unsqueeze(1)
+        x, m_p, logs_p = self.enc_p(ids, mask)
+        return x, m_p, logs_p, mask
+
+    def durations(self, x, mask, dur_noise, length_scale, g):
+        """Frames per token (B,T), ceil'ed as in VITS, and total frames (B,) ≥ 1.
+        dur_noise (B,2,T) is randn·noise_w; length_scale (B,)."""
+        logw = self.dp.reverse(x, mask, dur_noise * mask, g)
+        w = torch.exp(logw) * mask * length_scale.view(-1, 1, 1)
+        durations = torch.ceil(w)[:, 0]
+        return durations, durations.sum(dim=1).clamp_min(1).long()
+
+    def latent(self, m_p, logs_p, durations, frames, prior_noise, g):
+        """Length regulation + prior sample + reverse flow at F = prior_noise.shape[2] frames.
+        prior_noise (B,inter,F) is randn·noise_scale. Returns z (B,inter,F) and y_mask (B,1,F)."""
+        n_frames = prior_noise.shape[2]
+        y_mask = sequence_mask(frames, n_frames).unsqueeze(1)
+        ends = torch.cumsum(durations, dim=1)  # (B,T)
+        starts = ends - durations
+        pos = torch.arange(n_frames, device=ends.device, dtype=ends.dtype).view(1, -1, 1)
+        path = ((pos >= starts.unsqueeze(1)) & (pos < ends.unsqueeze(1))).to(m_p.dtype)  # (B,F,T) hard alignment
+        m = torch.bmm(m_p, path.transpose(1, 2))
+        logs = torch.bmm(logs_p, path.transpose(1, 2))
+        z_p = (m + prior_noise * torch.exp(logs)) * y_mask
+        return self.flow.reverse(z_p, y_mask, g), y_mask
+
+    def vocode(self, z, y_mask, g, padded: bool) -> torch.Tensor:
+        """(B,inter,F) → (B, F·hop) float32 audio; `padded` masks every decoder conv input so
+        samples past each item's length never leak into the audible part."""
+        dtype = self.dec.conv_pre.weight.dtype
+        cond = g.to(dtype) if g is not None else None
+        audio = self.dec((z * y_mask).to(dtype), cond, y_mask.to(dtype) if padded else None)
+        return audio[:, 0].float()

@@ -1,0 +1,126 @@
+"""Apply an `OptimizationConfig` to a Piper voice: every toggle changes how the model runs.
+
+Each call starts from the fp32 reference weights, so toggling back and forth never accumulates
+rounding, and builds a fresh runner (new buckets, graphs, pool bindings).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+
+from ...runtime import triton_available
+from ...sdpa import probe_backend
+from .synth import PiperRunner
+
+if TYPE_CHECKING:
+    from ...optimizer import AdvancedTTSOptimizer
+    from .pipeline import PiperTTS
+
+WARMUP_TOKENS = (64, 160)
+"""Token counts synthesized once after optimizing, so common buckets are planned/captured ahead."""
+
+
+def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
+    cfg, dev = opt.config, tts.device
+    cuda = dev.type == "cuda"
+    tts.restore_reference_weights()
+    runner = PiperRunner(tts.model, dev)
+    tts.runner = runner
+
+    if cfg.preload_weights:
+        tts.ensure_on_device()
+    opt.set_stat("weights", "preloaded" if cfg.preload_weights else "moved on first use")
+
+    opt.precision_manager.convert_model(tts.model, tts.precision_policy)
+    _apply_sdpa(tts, opt)
+
+    runner.inference_mode = cfg.use_inference_mode
+    runner.batching = cfg.batch_preprocessing
+    runner.max_batch = cfg.max_batch_size if cfg.batch_preprocessing else 1
+    runner.buckets = cfg.shape_buckets or cfg.enable_cuda_graphs or cfg.enable_compile
+    if cuda:
+        # one autotune per bucket pays off; without buckets every new length would re-plan (~1.4 s)
+        torch.backends.cudnn.benchmark = runner.buckets
+
+    if cfg.preallocate_buffers:
+        runner.pool = opt.pool
+    if cfg.pin_memory:
+        if cuda:
+            runner.staging = opt.staging
+        else:
+            opt.record_fallback("pin_memory", "no CUDA device: audio already lives in host memory")
+
+    if cfg.enable_compile:
+        _apply_compile(runner, opt, cuda)
+    if cfg.enable_cuda_graphs:
+        if not cuda:
+            opt.record_fallback("cuda_graphs", "no CUDA device: running eagerly")
+        elif cfg.enable_compile and cfg.compile_mode == "reduce-overhead" and runner.compiled:
+            opt.record_fallback("cuda_graphs", "compile mode reduce-overhead already replays CUDA graphs; ours are off")
+        else:
+            runner.graphs = opt.graph_runner()
+
+    _warmup(tts, opt)
+    opt.set_stat("buckets", runner.buckets)
+    opt.set_stat("max_batch", runner.max_batch)
+    opt.set_stat("compile_s", dict(runner.compile_s))
+
+
+def _apply_sdpa(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
+    layers = tts.model.enc_p.encoder.attn_layers
+    use = False
+    if opt.config.enable_flash_attention:
+        first = layers[0]
+        dtype = next(tts.model.enc_p.parameters()).dtype
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            backend = probe_backend(tts.device, dtype, first.n_heads, 128, 129, first.k_channels + 8, with_mask=True)
+        if backend is None:
+            opt.record_fallback("flash_attention", "scaled_dot_product_attention cannot run here; using the plain attention")
+        else:
+            use = True
+            opt.set_stat("sdpa_backend", backend)
+    for layer in layers:
+        layer.use_sdpa = use
+    if not use:
+        opt.set_stat("sdpa_backend", "off (plain attention)")
+
+
+def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
+    if cuda and not triton_available():
+        opt.record_fallback("compile", "triton is not installed, torch.compile cannot build GPU kernels; running eagerly")
+        return
+    mode = opt.config.compile_mode
+    try:
+        runner.stage_a = torch.compile(runner._stage_a, mode=mode, dynamic=False)
+        runner.stage_b = torch.compile(runner._stage_b, mode=mode, dynamic=False)
+    except Exception as exc:  # compile is an optimization: report and run eagerly
+        opt.record_fallback("compile", f"{type(exc).__name__}: {exc}")
+        return
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    runner.compiled = True
+
+
+def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
+    """Run the common buckets once: cuDNN plans, compiled kernels and graphs exist before the
+    first real request. Compile failures surface here and fall back to eager."""
+    from ...config import SynthesisOptions
+    from ..base import StageTimes
+
+    pad = tts.config.phoneme_id_map["_"][0]
+    vowel = next(iter(v[0] for k, v in tts.config.phoneme_id_map.items() if k in ("a", "ə", "e")), 14)
+    options = SynthesisOptions(noise_scale=0.0, noise_w=0.0, seed=0)
+    runner = tts.runner
+    for n in WARMUP_TOKENS:
+        ids = [tts.config.phoneme_id_map["^"][0]] + [vowel, pad] * (n // 2) + [tts.config.phoneme_id_map["$"][0]]
+        try:
+            list(runner.run([ids], tts.params(options), StageTimes()))
+        except Exception as exc:
+            if not runner.compiled:
+                raise
+            opt.record_fallback("compile", f"failed while compiling ({type(exc).__name__}: {str(exc).splitlines()[0]}); running eagerly")
+            runner.stage_a, runner.stage_b, runner.compiled = runner._stage_a, runner._stage_b, False
+            list(runner.run([ids], tts.params(options), StageTimes()))

@@ -1,0 +1,240 @@
+"""Piper synthesis over time: batching, shape buckets, noise, graphs, the one host sync, copies.
+
+Per batch: stage A (text encoder + durations) → one host read of the frame counts → stage B
+(length regulation, prior, flow, HiFi-GAN) at a frame bucket → one device→host copy. Each stage
+is a fixed-shape function of its inputs, so it can be compiled and captured per bucket.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ...buffers import BufferPool, PinnedStaging
+from ...graphs import GraphRunner
+from ..base import StageTimes
+from .model import PiperVITS
+
+TOKEN_BUDGET = 16384
+"""Most padded tokens in one batched forward (bounds activation memory, ~0.2 GB in the decoder)."""
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    length_scale: float
+    noise_scale: float
+    noise_w: float
+    speaker_id: int
+    seed: int
+
+
+def bucket(n: int, quantum: int = 32, ratio: float = 1.25) -> int:
+    """Smallest size ≥ n on a geometric ladder (multiples of `quantum`): few distinct shapes,
+    at most ~25 % padding."""
+    size = quantum
+    while size < n:
+        size = math.ceil(size * ratio / quantum) * quantum
+    return size
+
+
+def batch_bucket(n: int, limit: int) -> int:
+    return min(1 << (n - 1).bit_length(), max(limit, n))
+
+
+class StageClock:
+    """Laps between pipeline stages: CUDA events on the GPU (no sync until `read`), else wall time."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[tuple[str, object]] = []
+        self.lap("start")
+
+    def lap(self, name: str) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append((name, event))
+        else:
+            self.marks.append((name, time.perf_counter()))
+
+    def read(self, times: StageTimes) -> None:
+        for (_, a), (name, b) in zip(self.marks, self.marks[1:]):
+            seconds = a.elapsed_time(b) / 1000 if self.cuda else b - a
+            times.add(name, seconds)
+
+
+class PiperRunner:
+    """Owns the model's run-time state for one optimization config."""
+
+    def __init__(self, model: PiperVITS, device: torch.device):
+        self.model = model
+        self.device = device
+        self.buckets = False
+        self.batching = False
+        self.max_batch = 1
+        self.inference_mode = True
+        self.graphs: GraphRunner | None = None
+        self.pool: BufferPool | None = None
+        self.staging: PinnedStaging | None = None
+        self.stage_a: Callable = self._stage_a
+        self.stage_b: Callable = self._stage_b
+        self.compiled = False
+        self.compile_s: dict[str, float] = {}
+        self.generator = torch.Generator(device=device)
+        self._clock: StageClock | None = None
+
+    # ---- stages (fixed shapes; safe to compile and capture) ----
+
+    def _lap(self, name: str) -> None:
+        if self._clock is not None:
+            self._clock.lap(name)
+
+    def _stage_a(self, ids, lengths, dur_noise, length_scale, sid):
+        m = self.model
+        x, m_p, logs_p, mask = m.encode_text(ids, lengths)
+        self._lap("encoder")
+        durations, frames = m.durations(x, mask, dur_noise, length_scale, m.speaker(sid))
+        self._lap("duration")
+        return m_p, logs_p, durations, frames
+
+    def _stage_b(self, m_p, logs_p, durations, frames, prior_noise, sid, padded: bool = True):
+        m = self.model
+        g = m.speaker(sid)
+        z, y_mask = m.latent(m_p, logs_p, durations, frames, prior_noise, g)
+        self._lap("flow")
+        audio = m.vocode(z, y_mask, g, padded)
+        self._lap("decoder")
+        return (audio,)
+
+    # ---- orchestration ----
+
+    def plan(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Batches of segment indices: the first sentence alone (fast first audio), the rest
+        sorted by length and packed under the token budget."""
+        if not self.batching or len(lengths) <= 1:
+            return [[i] for i in range(len(lengths))]
+        rest = sorted(range(1, len(lengths)), key=lambda i: lengths[i])
+        batches, current = [[0]], []
+        for i in rest:
+            longest = max(lengths[j] for j in current + [i])
+            if current and (len(current) + 1 > self.max_batch or (len(current) + 1) * bucket(longest) > TOKEN_BUDGET):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def run(self, token_lists: Sequence[Sequence[int]], params: SynthParams, times: StageTimes, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield (segment index, float32 CPU waveform) in segment order."""
+        ready: dict[int, torch.Tensor] = {}
+        next_index = 0
+        grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
+        for batch in self.plan([len(t) for t in token_lists]):
+            if cancelled():
+                return
+            with grad_mode:
+                waves = self._run_batch([token_lists[i] for i in batch], batch, params, times)
+            ready.update(zip(batch, waves))
+            while next_index in ready:
+                yield next_index, ready.pop(next_index)
+                next_index += 1
+
+    def _run_batch(self, items, indices, params: SynthParams, times: StageTimes) -> list[torch.Tensor]:
+        n = len(items)
+        lengths = [len(t) for t in items]
+        t_max = bucket(max(lengths)) if self.buckets else max(lengths)
+        b_pad = batch_bucket(n, self.max_batch) if self.graphs is not None else n
+        fine_laps = self.graphs is None and not self.compiled  # laps inside stages would break capture/compile
+        self._clock = StageClock(self.device) if fine_laps else None
+        clock = self._clock or StageClock(self.device)
+
+        ids, lens = self._ids(items, b_pad, t_max)
+        arch = self.model.arch
+        dur_noise = self._noise(indices, [(2, n_tok) for n_tok in lengths], (b_pad, 2, t_max), params.noise_w, params.seed, 0)
+        scale = torch.full((b_pad,), params.length_scale, device=self.device)
+        sid = torch.full((b_pad,), params.speaker_id, dtype=torch.long, device=self.device)
+        stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
+        m_p, logs_p, durations, frames = stage_a
+        if self._clock is None:
+            clock.lap("encode")
+        frame_counts = frames[:n].tolist()  # the one host sync per batch: output length is data-dependent
+        f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
+        prior = self._noise(indices, [(arch.inter_channels, f) for f in frame_counts], (b_pad, arch.inter_channels, f_max), params.noise_scale, params.seed, 1)
+        padded = self.buckets or n > 1 or self.graphs is not None
+        if not padded:  # the reference path: exact length, no masks inside the decoder
+            (audio,) = self._stage_b(m_p, logs_p, durations, frames, prior, sid, padded=False)
+        else:
+            (audio,) = self._staged("B", (b_pad, t_max, f_max), self.stage_b, m_p, logs_p, durations, frames, prior, sid)
+        if self._clock is None:
+            clock.lap("decode")
+        host = self.staging.to_host(audio[:n]) if self.staging is not None else audio[:n].cpu()
+        clock.lap("copy")
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()
+        clock.read(times)
+        self._clock = None
+        self._release(ids, lens, dur_noise, prior)
+        hop = self.model.hop_length
+        return [torch.from_numpy(host[i, : frame_counts[i] * hop].numpy().copy()) for i in range(n)]
+
+    def _staged(self, stage: str, shape: tuple[int, ...], fn, *inputs):
+        key = (stage, *shape)
+        if self.graphs is not None:
+            return self.graphs.run(key, fn, *inputs)
+        if self.compiled and str(key) not in self.compile_s:  # first call of a shape compiles it
+            start = time.perf_counter()
+            out = fn(*inputs)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.compile_s[str(key)] = time.perf_counter() - start
+            return out
+        return fn(*inputs)
+
+    def _buffer(self, shape, dtype) -> torch.Tensor:
+        if self.pool is not None:
+            return self.pool.get_buffer(shape, dtype, zero=True)
+        return torch.zeros(shape, dtype=dtype, device=self.device)
+
+    def _release(self, *tensors: torch.Tensor) -> None:
+        if self.pool is not None:
+            for t in tensors:
+                self.pool.return_buffer(t)
+
+    def _ids(self, items, b_pad: int, t_max: int) -> tuple[torch.Tensor, torch.Tensor]:
+        host_ids = np.zeros((b_pad, t_max), dtype=np.int64)
+        host_lens = np.ones(b_pad, dtype=np.int64)  # padding rows: one PAD token
+        for row, tokens in enumerate(items):
+            host_ids[row, : len(tokens)] = tokens
+            host_lens[row] = len(tokens)
+        ids = self._buffer((b_pad, t_max), torch.long)
+        lens = self._buffer((b_pad,), torch.long)
+        pinned = self.staging is not None
+        ids.copy_(_host_tensor(host_ids, pinned), non_blocking=pinned)
+        lens.copy_(_host_tensor(host_lens, pinned), non_blocking=pinned)
+        return ids, lens
+
+    def _noise(self, indices, shapes, padded_shape, scale: float, seed: int, stream: int) -> torch.Tensor:
+        """Per-segment Gaussian noise drawn at the segment's true shape from a generator seeded by
+        (seed, segment, stream): the same seed gives the same audio whatever the batching or
+        bucketing, so optimized and reference runs can be compared sample by sample."""
+        out = self._buffer(padded_shape, torch.float32)
+        if scale == 0:
+            return out
+        for row, (index, shape) in enumerate(zip(indices, shapes)):
+            self.generator.manual_seed((seed * 1_000_003 + index * 2 + stream) % (2**63))
+            noise = torch.randn(shape, generator=self.generator, device=self.device)
+            out[row, :, : shape[1]] = noise * scale
+        return out
+
+
+def _host_tensor(array: np.ndarray, pinned: bool) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    return tensor.pin_memory() if pinned else tensor
+
+

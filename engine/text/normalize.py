@@ -1,0 +1,38 @@
+"""Unicode and whitespace normalisation before phonemization."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ..errors import InputError
+
+MAX_TEXT_CHARS = 5_000_000
+"""Hard ceiling on one request (about 3 days of speech); longer input is refused, not truncated."""
+
+_SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+def normalize_text(text: str) -> str:
+    """NFC, control and format characters removed, whitespace collapsed (paragraph breaks kept)."""
+    if not isinstance(text, str):
+        raise InputError(f"text must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"text is {len(text):,} characters; the limit for one request is {MAX_TEXT_CHARS:,}")
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "".join(_clean_char(ch) for ch in text)
+    text = _BLANK_LINES.sub("\n\n", text)
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return "\n".join(lines).strip()
+
+
+def _clean_char(ch: str) -> str:
+    if ch in "\n\t":
+        return ch
+    category = unicodedata.category(ch)
+    if category == "Cc":
+        return " "
+    if category in ("Cf", "Cs", "Co", "Cn"):
+        return ""
+    return ch

@@ -1,0 +1,172 @@
+"""`OptimizedTTSWrapper`: text in, audio out, with timings — family-blind, streaming-capable."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from . import runtime
+from .config import SynthesisOptions
+from .errors import InputError, SynthesisCancelled
+from .models.base import Segment, StageTimes, TTSModel
+from .optimizer import AdvancedTTSOptimizer
+
+
+@dataclass
+class AudioChunk:
+    """One synthesized sentence, post-processed, with its trailing pause already appended."""
+
+    audio: np.ndarray
+    sample_rate: int
+    index: int
+    count: int
+    text: str
+    elapsed_s: float
+    """Seconds since the call started when this chunk was ready (first one = time to first audio)."""
+
+
+@dataclass
+class Timings:
+    phonemize_s: float = 0.0
+    model_s: float = 0.0
+    total_s: float = 0.0
+    audio_s: float = 0.0
+    first_audio_s: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: seconds of compute per second of audio (lower is faster)."""
+        return self.total_s / self.audio_s if self.audio_s > 0 else float("inf")
+
+    @property
+    def x_realtime(self) -> float:
+        return self.audio_s / self.total_s if self.total_s > 0 else float("inf")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.update(rtf=self.rtf, x_realtime=self.x_realtime)
+        return out
+
+
+@dataclass
+class SynthesisResult:
+    audio: np.ndarray
+    sample_rate: int
+    timings: Timings
+    device: str
+    config_summary: str
+    peak_vram_bytes: int
+    segments: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+class OptimizedTTSWrapper:
+    def __init__(self, model: TTSModel, optimizer: AdvancedTTSOptimizer | None = None):
+        self.model = model
+        self.optimizer = optimizer or AdvancedTTSOptimizer(device=model.device)
+        if self.optimizer._model is not model:
+            self.optimizer.optimize_model(model)
+        self.last_timings: Timings | None = None
+        self._peak = 0
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    def stream(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> Iterator[AudioChunk]:
+        """Yield sentences as soon as each is ready; `last_timings` is filled when it finishes.
+
+        `kw` are `SynthesisOptions` fields (speaker_id=…, length_scale=…); unknown names are
+        family-specific and go to `options.extra`. `segments` skips the text front end (ids
+        prepared elsewhere, e.g. on a machine without espeak).
+        """
+        options = _options(options, kw)
+        start = time.perf_counter()
+        times = StageTimes()
+        segments = list(segments) if segments is not None else self.model.segment(text, options)
+        timings = Timings(phonemize_s=time.perf_counter() - start)
+        times.add("phonemize", timings.phonemize_s)
+        is_cancelled = (lambda: cancel.is_set()) if cancel is not None else (lambda: False)
+        if self.model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.model.device)
+        waves = self.model.synthesize(segments, options, times, is_cancelled)
+        for index, wave in enumerate(waves):
+            if is_cancelled():
+                raise SynthesisCancelled(f"cancelled after {index} of {len(segments)} sentences")
+            pause = segments[index].pause_after if index < len(segments) - 1 else 0.0
+            audio = postprocess(wave, options, pause, self.sample_rate)
+            elapsed = time.perf_counter() - start
+            if index == 0:
+                timings.first_audio_s = elapsed
+            timings.audio_s += len(audio) / self.sample_rate
+            yield AudioChunk(audio, self.sample_rate, index, len(segments), segments[index].text, elapsed)
+        if is_cancelled():
+            raise SynthesisCancelled(f"cancelled after {len(segments)} sentences")
+        timings.total_s = time.perf_counter() - start
+        timings.model_s = timings.total_s - timings.phonemize_s
+        timings.stages = dict(times.values)
+        self.last_timings = timings
+        self._peak = runtime.memory_snapshot(self.model.device)["peak"]
+
+    def generate(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, on_chunk: Callable[[AudioChunk], None] | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> SynthesisResult:
+        chunks = []
+        count = 0
+        for chunk in self.stream(text, options, cancel, segments, **kw):
+            chunks.append(chunk.audio)
+            count = chunk.count
+            if on_chunk is not None:
+                on_chunk(chunk)
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        return SynthesisResult(
+            audio=audio,
+            sample_rate=self.sample_rate,
+            timings=self.last_timings,
+            device=_device_label(self.model.device),
+            config_summary=self.optimizer.config.summary(),
+            peak_vram_bytes=self._peak,
+            segments=count,
+        )
+
+
+def _options(options: SynthesisOptions | None, kw: dict[str, Any]) -> SynthesisOptions:
+    options = options or SynthesisOptions()
+    if not kw:
+        return options
+    names = {f.name for f in dataclasses.fields(SynthesisOptions)}
+    known = {k: v for k, v in kw.items() if k in names}
+    extra = {**options.extra, **{k: v for k, v in kw.items() if k not in names}}
+    try:
+        return dataclasses.replace(options, **known, extra=extra)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
+
+
+def postprocess(wave: Any, options: SynthesisOptions, pause_s: float, sample_rate: int) -> np.ndarray:
+    """Peak-normalise (as piper-tts does), apply volume, clip, and append the pause."""
+    audio = wave.detach().float().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, dtype=np.float32)
+    audio = audio.astype(np.float32, copy=False).reshape(-1)
+    if options.normalize:
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        if peak > 1e-8:
+            audio = audio / peak
+    if options.volume != 1.0:
+        audio = audio * options.volume
+    audio = np.clip(audio, -1.0, 1.0)
+    pause = np.zeros(int(round(pause_s * sample_rate)), dtype=np.float32)
+    return np.concatenate([audio.astype(np.float32), pause])
+
+
+def _device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+    return "cpu"

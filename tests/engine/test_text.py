@@ -1,0 +1,53 @@
+"""Text front end: normalisation, chunking, phoneme ids (golden lists with Piper's convention)."""
+
+import logging
+
+import pytest
+
+from engine.errors import InputError
+from engine.text import normalize_text, phonemes_to_ids, split_chunks
+from engine.text.normalize import MAX_TEXT_CHARS
+
+ID_MAP = {"_": [0], "^": [1], "$": [2], " ": [3], "a": [14], "b": [15]}
+
+
+def test_normalize_collapses_whitespace_and_strips_controls():
+    assert normalize_text("  Hello\t\x00 wor\u200bld \x07 !  ") == "Hello world !"
+
+
+def test_normalize_keeps_paragraph_breaks_and_applies_nfc():
+    assert normalize_text("Cafe\u0301.\r\n\r\n\r\nNext") == "Caf\u00e9.\n\nNext"
+
+
+def test_normalize_rejects_non_string_and_huge_text():
+    with pytest.raises(InputError, match="must be a string"):
+        normalize_text(b"bytes")
+    with pytest.raises(InputError, match="limit for one request"):
+        normalize_text("a" * (MAX_TEXT_CHARS + 1))
+
+
+def test_ids_follow_piper_convention():
+    assert phonemes_to_ids(["a", "b"], ID_MAP) == [
+        1, 0,  # BOS PAD
+        14, 0,  # a PAD
+        15, 0,  # b PAD
+        2,  # EOS
+    ]
+
+
+def test_unknown_phonemes_dropped_with_one_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        ids = phonemes_to_ids(["a", "Ω", "Ω", "b"], ID_MAP)
+    assert ids == [1, 0, 14, 0, 15, 0, 2]
+    assert sum("dropping phoneme 'Ω'" in r.message for r in caplog.records) == 1
+
+
+def test_ids_past_num_symbols_are_dropped():
+    assert phonemes_to_ids(["a", "b"], ID_MAP, num_symbols=15) == [1, 0, 14, 0, 2]
+
+
+def test_split_chunks_bounds_size_and_keeps_all_text():
+    text = ("This is sentence number one. " * 200) + ("x" * 5000)
+    chunks = list(split_chunks(text, max_chars=500))
+    assert all(len(c) <= 500 for c in chunks)
+    assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
