@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -190,7 +191,11 @@ class EngineWorker(QObject):
         backend = self._backend
         key = (voice, device)
         if key != self._model_key or (config != self._config and self._optimized_once):
-            self.phase_changed.emit("loading", f"Loading voice {voice or 'default'} on {device}…")
+            reloading = key == self._model_key
+            name = "the bundled voice" if voice in ("", "default") else Path(voice).stem
+            self.phase_changed.emit(
+                "loading", "Reloading the voice for the new settings…" if reloading else f"Loading {name} ({device})…"
+            )
             self._model = self._optimizer = self._wrapper = None
             self._model = backend.load_model(None if voice in ("", "default") else voice, device)
             self._model_key, self._config, self._optimized_once = key, None, False

@@ -34,6 +34,11 @@ def load_text(name: str) -> str:
     return resources.files("engine.benchdata").joinpath(f"{name}.txt").read_text(encoding="utf-8").strip()
 
 
+def parity_sentences() -> list[str]:
+    """Varied sentences (short, long, punctuation, numbers) used for parity checks."""
+    return [line for line in load_text("parity").splitlines() if line.strip()]
+
+
 def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
     """Baseline, each optimization alone on top of it, and all on."""
     base = OptimizationConfig.unoptimized()

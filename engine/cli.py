@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--device", default="auto")
     profile.add_argument("--preset", choices=("max-speed", "unoptimized"), default="max-speed")
     profile.add_argument("--rows", type=int, default=25)
+    profile.add_argument("--ids-file", help="TEXT names an entry of this phoneme-id file (machines without espeak)")
 
     models = sub.add_parser("models", help="list or download model families")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -188,7 +189,7 @@ def cmd_bench(args) -> int:
 def cmd_profile(args) -> int:
     from .profile import profile_text
 
-    print(profile_text(_read_text(args.text), args.voice, args.device, args.preset, args.rows))
+    print(profile_text(_read_text(args.text), args.voice, args.device, args.preset, args.rows, args.ids_file))
     return EXIT_OK
 
 

@@ -139,10 +139,23 @@ def wheel_license(whl: Path) -> str:
     return f"  {meta['Name']} {meta['Version']}: {lic}"
 
 
+def project_license(repo: Path = REPO) -> str:
+    """LICENSE (or LICENSE.txt/.md) at the repo root, else pyproject's license field."""
+    for name in ("LICENSE", "LICENSE.txt", "LICENSE.md", "COPYING"):
+        if (repo / name).exists():
+            return (repo / name).read_text(encoding="utf-8")
+    if (repo / "pyproject.toml").exists():
+        import tomllib
+        lic = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8")).get("project", {}).get("license")
+        text = lic.get("text") if isinstance(lic, dict) else lic
+        if text:
+            return f"TTS Turbo is licensed under {text}.\n"
+    return "TTS Turbo: see the project's repository for its licence.\n"
+
+
 def write_license(stage: Path, wheels: list[Path], uv_version: str) -> None:
     """The licence page: the project's licence, then every bundled component with its declared licence."""
-    own = REPO / "LICENSE"
-    head = own.read_text(encoding="utf-8") if own.exists() else "TTS Turbo: see the project's repository for its licence.\n"
+    head = project_license()
     lines = [head.rstrip(), "", "Bundled third-party components (licences as declared by each package):",
              f"  uv {uv_version}: Apache-2.0 OR MIT"]
     lines += [wheel_license(w) for w in wheels]

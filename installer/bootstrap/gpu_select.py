@@ -18,8 +18,10 @@ Facts the table below rests on (re-check them whenever TORCH_VERSION changes):
   (pytorch/pytorch#178665), which is why the pin stays on 2.11 while both tags exist.
 * A cubin for sm_XY runs on any sm_XZ with Z >= Y (same major), so sm_89 (RTX 40) runs the sm_86 code and
   sm_61 (GTX 10) runs sm_60; a different major needs its own cubin (no PTX in the Windows builds).
-* triton-windows supports GPUs of compute capability 7.5 and newer (woct0rdho/triton-windows README), and
-  torch 2.11 pins triton 3.6.0 on Linux, hence triton-windows 3.6.x here.
+* triton-windows is installed for compute capability 7.5 (Turing) and newer: torch's inductor refuses Triton
+  below 7.0 (torch/_inductor/exc.py GPUTooOldForTriton), upstream Triton's README lists NVIDIA CC 8.0+ as
+  supported and Turing works in practice; Volta is left without it. torch 2.11 pins triton 3.6.0 on Linux,
+  hence triton-windows 3.6.x (installer/lock/triton-win.txt).
 """
 from __future__ import annotations
 

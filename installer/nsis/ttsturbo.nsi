@@ -87,7 +87,7 @@ FunctionEnd
 Section "${APPNAME} (required)" SecApp
   SectionIn RO
   SetOutPath "$INSTDIR"
-  File /r "${PAYLOAD}/*.*"
+  File /r "${PAYLOAD}/*"
   WriteUninstaller "$INSTDIR\uninstall.exe"
 
   WriteRegStr HKCU "Software\${APPKEY}" "InstallDir" "$INSTDIR"

@@ -88,7 +88,7 @@ def test_generate_stops_at_eos_with_polling():
     dec = T3Decoder(t3, torch.device("cpu"), torch.float32, 256, 40, GraphCache(False), poll_every=4)
     toks = dec.generate(prompt, SamplingParams(max_new_tokens=40, repetition_penalty=1.0))
     assert toks == [100, 101, 102, 103, 104, 105]
-    assert t3.speech_head.calls == 8  # EOS sampled at step 7, seen at the poll after step 8
+    assert t3.speech_head.calls == 9  # prefill + 8 steps: EOS sampled on call 7, seen at the poll after step 8
 
 
 def test_llama3_rope_scaling():

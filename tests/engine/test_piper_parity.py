@@ -4,17 +4,9 @@ import numpy as np
 import pytest
 
 from engine.config import SynthesisOptions
-from engine.bench import snr_db
+from engine.bench import parity_sentences, snr_db
 
-SENTENCES = [
-    "Hi.",
-    "The quick brown fox jumps over the lazy dog.",
-    "On March 3rd, 1999, exactly 1,234 people paid $5.50 each — can you believe it?",
-    "Wait! Stop, look, and listen; then: proceed (carefully) to gate 42.",
-    "Dr. Smith's 3.14 percent estimate wasn't, as it turned out, wrong at all.",
-    "This is a much longer sentence that keeps going, with several clauses, commas, and a rhythm of its own, "
-    "so that the duration predictor and the decoder both get a real workout over many hundreds of phonemes.",
-]
+SENTENCES = parity_sentences()
 
 
 def _ort_session(path):

@@ -178,7 +178,7 @@ class UpsampleConformerEncoder(nn.Module):
         """x (B, T, dim) token embeddings (zero where padded), valid (B, T) bool → (B, 2T, dim)."""
         T = x.shape[1]
         x, pos = self.embed(x)
-        x = self.pre_lookahead_layer(x)
+        x = self.pre_lookahead_layer(x * valid[..., None].to(x.dtype))  # look-ahead must see zeros past the end
         bias, idx = _key_bias(valid, x.dtype), _shift_index(T, x.device)
         for layer in self.encoders:
             x = layer(x, bias, pos, idx)

@@ -95,8 +95,9 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
         return
     mode = opt.config.compile_mode
     try:
-        runner.stage_a = torch.compile(runner._stage_a, mode=mode, dynamic=False)
-        runner.stage_b = torch.compile(runner._stage_b, mode=mode, dynamic=False)
+        # automatic dynamic shapes: a bucket-specialised first compile, one generic recompile after
+        runner.stage_a = torch.compile(runner._stage_a, mode=mode)
+        runner.stage_b = torch.compile(runner._stage_b, mode=mode)
     except Exception as exc:  # compile is an optimization: report and run eagerly
         opt.record_fallback("compile", f"{type(exc).__name__}: {exc}")
         return

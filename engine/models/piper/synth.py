@@ -157,8 +157,8 @@ class PiperRunner:
         ids, lens = self._ids(items, b_pad, t_max)
         arch = self.model.arch
         dur_noise = self._noise(indices, [(2, n_tok) for n_tok in lengths], (b_pad, 2, t_max), params.noise_w, params.seed, 0)
-        scale = torch.full((b_pad,), params.length_scale, device=self.device)
-        sid = torch.full((b_pad,), params.speaker_id, dtype=torch.long, device=self.device)
+        scale = self._buffer((b_pad,), torch.float32).fill_(params.length_scale)
+        sid = self._buffer((b_pad,), torch.long).fill_(params.speaker_id)
         stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
         m_p, logs_p, durations, frames = stage_a
         if self._clock is None:
@@ -179,7 +179,7 @@ class PiperRunner:
             torch.cuda.current_stream(self.device).synchronize()
         clock.read(times)
         self._clock = None
-        self._release(ids, lens, dur_noise, prior)
+        self._release(ids, lens, dur_noise, prior, scale, sid)
         hop = self.model.hop_length
         return [torch.from_numpy(host[i, : frame_counts[i] * hop].numpy().copy()) for i in range(n)]
 

