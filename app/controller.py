@@ -99,7 +99,9 @@ class Controller(QObject):
         self.voice: str = s.json_value("voice", "default")
         self.recent_voices: list[str] = [v for v in s.json_value("recent_voices", []) if isinstance(v, str)]
         self.device_choice: str = s.json_value("device", "auto")
-        self.config: dict[str, Any] = {**self.schema.defaults(), **s.json_value("config", {})}
+        saved_config = s.json_value("config", None)
+        self.config_is_default = saved_config is None
+        self.config: dict[str, Any] = {**self.schema.defaults(), **(saved_config or {})}
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **s.json_value("options", {})}
         self.autoplay: bool = bool(s.json_value("autoplay", True))
         self.player.device = s.json_value("output_device", None)
@@ -123,12 +125,16 @@ class Controller(QObject):
         return caps.applicable_config(self.config, self.reasons)
 
     def preset_configs(self) -> dict[str, dict[str, Any]]:
-        """Preset name → config for the selected device (empty until the engine has reported)."""
+        """Preset name → config as it applies to the selected device (empty until the engine reports)."""
         if not self.presets:
             return {}
         device = caps.resolve_device(self.device_info, self.device_choice)
         max_speed = self.presets["cuda" if device.startswith("cuda") else "cpu"]
-        return {caps.PRESET_UNOPTIMIZED: self.presets["unoptimized"], caps.PRESET_MAX_SPEED: max_speed}
+        reasons = self.reasons
+        return {
+            caps.PRESET_UNOPTIMIZED: caps.applicable_config(self.presets["unoptimized"], reasons),
+            caps.PRESET_MAX_SPEED: caps.applicable_config(max_speed, reasons),
+        }
 
     def current_preset(self) -> str:
         return caps.matching_preset(self.effective_config(), self.preset_configs())
@@ -161,7 +167,7 @@ class Controller(QObject):
         w.memory_sampled.connect(self.metrics.add_memory)
         self.thread.start()
 
-    def shutdown(self, timeout_ms: int = 10000) -> bool:
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel work, stop playback, stop the worker thread. True when the thread has ended."""
         self._prepare_timer.stop()
         self.worker.cancel_through(self._latest_id)
@@ -170,7 +176,9 @@ class Controller(QObject):
         if self.thread.isRunning():
             self._request_shutdown.emit()
             self.thread.quit()
-            finished = self.thread.wait(timeout_ms)
+            finished = self.thread.wait(timeout_ms)  # cancellation lands at the next sentence or batch
+            if not finished:
+                log.error("the engine worker did not stop within %.0f s", timeout_ms / 1000)
         else:
             finished = True
         self.tasks.shutdown()
@@ -182,6 +190,8 @@ class Controller(QObject):
         self.presets = payload["presets"]
         self.formats = payload.get("formats") or self.formats
         self.chatterbox = payload.get("chatterbox") or self.chatterbox
+        if self.config_is_default:
+            self.config = dict(self.preset_configs()[caps.PRESET_MAX_SPEED])  # first run: show what it can do
         self.engine_ready.emit(payload)
         self.reasons_changed.emit(self.reasons)
         self._send_prepare()
@@ -213,6 +223,7 @@ class Controller(QObject):
         self._schedule_prepare()
 
     def set_config(self, config: dict[str, Any]) -> None:
+        self.config_is_default = False
         if config == self.config:
             return
         self.config = dict(config)

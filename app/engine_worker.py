@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import math
 import shutil
 import threading
 import time
@@ -106,7 +107,6 @@ class EngineWorker(QObject):
         self._optimizer = None
         self._wrapper = None
         self._config: dict[str, Any] | None = None
-        self._optimized_once = False
         self._device = "cpu"
 
     def cancel_through(self, request_id: int) -> None:
@@ -176,9 +176,7 @@ class EngineWorker(QObject):
         self._stop_sampling.set()
         if self._sampler is not None:
             self._sampler.join(timeout=2)
-        if self._optimizer is not None:
-            self._optimizer.clear_caches()
-        self._model = self._optimizer = self._wrapper = None
+        self._release()
 
     def _begin(self, request_id: int) -> bool:
         with self._cancel_lock:
@@ -188,29 +186,40 @@ class EngineWorker(QObject):
             return True
 
     def _ensure(self, voice: str, device: str, config: dict[str, Any]) -> None:
+        """Load the voice if voice/device changed; re-optimize if the config snapshot changed.
+
+        `optimize_model` re-applies a config from the model's fp32 reference state, so a toggle
+        change re-optimizes the loaded model instead of reloading it.
+        """
         backend = self._backend
         key = (voice, device)
-        if key != self._model_key or (config != self._config and self._optimized_once):
-            reloading = key == self._model_key
+        if key != self._model_key:
             name = "the bundled voice" if voice in ("", "default") else Path(voice).stem
-            self.phase_changed.emit(
-                "loading", "Reloading the voice for the new settings…" if reloading else f"Loading {name} ({device})…"
-            )
-            self._model = self._optimizer = self._wrapper = None
+            self.phase_changed.emit("loading", f"Loading {name} ({device})…")
+            self._release()
             self._model = backend.load_model(None if voice in ("", "default") else voice, device)
-            self._model_key, self._config, self._optimized_once = key, None, False
+            self._model_key = key
             self._device = str(self._model.device)
             self.voice_loaded.emit({**_plain(self._model.describe()), "device": self._device, "spec": voice})
         if config != self._config:
             self.phase_changed.emit("optimizing", "Optimizing… (warm-up and capture)")
             started = time.perf_counter()
+            if self._optimizer is not None:
+                self._optimizer.clear_caches()
+            self._config = None
             self._optimizer = backend.optimizer_class(backend.config_class.from_dict(config), device=self._model.device)
             self._optimizer.optimize_model(self._model)
             self._wrapper = backend.wrapper_class(self._model, self._optimizer)
-            self._config, self._optimized_once = dict(config), True
+            self._config = dict(config)
             stats = _plain(self._optimizer.get_stats())
             stats["optimize_s"] = time.perf_counter() - started
             self.optimized.emit(stats)
+
+    def _release(self) -> None:
+        if self._optimizer is not None:
+            self._optimizer.clear_caches()
+        self._model = self._optimizer = self._wrapper = None
+        self._model_key = self._config = None
 
     def _generate(self, job: dict) -> dict[str, Any]:
         request_id = job["id"]
@@ -226,7 +235,7 @@ class EngineWorker(QObject):
         return {
             "audio": result.audio,
             "sample_rate": result.sample_rate,
-            "timings": _plain(result.timings),
+            "timings": _timings(result.timings),
             "device": str(result.device),
             "config_summary": result.config_summary,
             "peak_vram_bytes": int(result.peak_vram_bytes or 0),
@@ -276,6 +285,12 @@ class EngineWorker(QObject):
 
         self._sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
         self._sampler.start()
+
+
+def _timings(timings: Any) -> dict[str, Any]:
+    """Timings as a dict including the derived rtf / x_realtime (properties, not dataclass fields)."""
+    values = timings.as_dict() if hasattr(timings, "as_dict") else _plain(timings)
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else 0.0) for k, v in values.items()}
 
 
 def _plain(value: Any) -> Any:

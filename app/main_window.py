@@ -36,6 +36,8 @@ from .views.voice_panel import VoicePanel
 
 DISPLAY_INTERVAL_MS = 100
 """One display timer for every plot: 10 redraws a second at most, however fast data arrives."""
+REDRAW_ORDER = ("waveform", "runs", "stages", "memory")
+"""Which dirty plot the display timer redraws first."""
 
 
 class MainWindow(QMainWindow):
@@ -52,6 +54,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._restore()
         self._drawn_chunks = 0
+        self._dirty: set[str] = set()
         self.display_timer = QTimer(self)
         self.display_timer.setInterval(DISPLAY_INTERVAL_MS)
         self.display_timer.timeout.connect(self.refresh_display)
@@ -95,7 +98,8 @@ class MainWindow(QMainWindow):
         optimization = QScrollArea()
         optimization.setWidgetResizable(True)
         optimization.setWidget(self.optimization_panel)
-        optimization.setMinimumWidth(300)
+        optimization.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        optimization.setMinimumWidth(330)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.tabs)
@@ -103,7 +107,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 4)
         self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([420, 760, 320])
+        self.splitter.setSizes([410, 720, 350])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 6, 8, 4)
@@ -228,6 +232,7 @@ class MainWindow(QMainWindow):
         self.voice_panel.set_devices(info, c.device_choice)
         self.voice_panel.set_voices(c.voice, c.recent_voices, payload.get("chatterbox"))
         self.optimization_panel.set_presets(c.preset_configs())
+        self.optimization_panel.set_config(c.config)
         self.audio_panel.formats = list(c.formats)
         gpus = info.get("devices") or []
         self.gpu_label.setText("GPU: " + (", ".join(d["name"] for d in gpus) if gpus else "none detected"))
@@ -252,10 +257,10 @@ class MainWindow(QMainWindow):
     def _run_added(self, record: RunRecord) -> None:
         self.history_view.add_run(record)
         device = caps.device_label(self.controller.device_info, record.device)
+        self.plots.set_gpu_run(record.device.startswith("cuda"))
         self.ran_on_label.setText(f"Ran on: {device} · {record.x_realtime:.1f}× real time")
         if not record.label:
-            self.audio_panel.set_audio(record.audio, record.sample_rate)
-            self._drawn_chunks = len(self.controller.live_chunks)
+            self.audio_panel.set_has_audio(True)
         if record.fallbacks:
             self.banner.show_notice("Optimizer fell back: " + "; ".join(record.fallbacks), timeout_ms=10000)
 
@@ -302,15 +307,31 @@ class MainWindow(QMainWindow):
         self.voice_browser.refresh()
 
     def refresh_display(self) -> None:
-        """The display timer: redraw dirty plots and the streaming waveform, move the playhead."""
+        """The display timer: redraw at most one dirty plot per tick, so paints never pile up.
+
+        Offscreen or software rendering costs ~10-30 ms per plot; drawing every dirty plot in the
+        same tick would block the event loop for their sum.
+        """
         c = self.controller
-        self.plots.refresh(c.metrics.take_dirty())
-        if len(c.live_chunks) != self._drawn_chunks and c.live_sample_rate:
-            self._drawn_chunks = len(c.live_chunks)
-            self.audio_panel.set_audio(np.concatenate(c.live_chunks), c.live_sample_rate)
+        self._dirty |= c.metrics.take_dirty()
+        if c.live_chunks and len(c.live_chunks) != self._drawn_chunks:
+            self._dirty.add("waveform")
+        for name in REDRAW_ORDER:
+            if name in self._dirty:
+                self._dirty.discard(name)
+                self._redraw(name)
+                break
         player = c.player
         playing = player.is_playing and player.sample_rate
         self.audio_panel.set_playhead(player.played_samples / player.sample_rate if playing else None)
+
+    def _redraw(self, name: str) -> None:
+        c = self.controller
+        if name == "waveform":
+            self._drawn_chunks = len(c.live_chunks)
+            self.audio_panel.set_audio(np.concatenate(c.live_chunks), c.live_sample_rate)
+        else:
+            self.plots.refresh({name})
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.display_timer.stop()

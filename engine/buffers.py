@@ -30,6 +30,8 @@ class BufferPool:
 
     def __init__(self, device: torch.device | str):
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self._free: dict[tuple, list[torch.Tensor]] = defaultdict(list)
         self._lock = threading.Lock()
         self.stats = PoolStats()

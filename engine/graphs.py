@@ -95,7 +95,7 @@ class GraphRunner:
                     fn(*static_inputs)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self.pool):
+            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
                 outputs = tuple(fn(*static_inputs))
             graph.replay()
         except Exception as exc:  # capture is an optimization: any failure means eager for this key

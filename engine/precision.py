@@ -7,8 +7,9 @@ type the config and the hardware allow and leaves everything else in fp32 (the f
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import torch
 from torch import nn
@@ -24,6 +25,18 @@ class ModulePolicy:
 
     allowed: tuple[torch.dtype, ...]
     reason: str
+
+
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """TF32 off inside: for stages whose rounding decides the audio length (VITS durations are
+    ceil'ed; TF32 shifted single frames between tokens and cost the long text 35 dB on an H100)."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 class PrecisionManager:

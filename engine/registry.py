@@ -40,18 +40,17 @@ def families() -> list[Family]:
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """'auto' → CUDA when usable, else CPU. Asking for CUDA without it is a clear error."""
-    if isinstance(device, torch.device):
-        return device
-    name = (device or "auto").lower()
+    name = str(device or "auto").lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise InputError(
                 "CUDA was requested but this torch build cannot use a GPU "
                 f"(torch {torch.__version__}, CUDA {torch.version.cuda}); run 'tts-turbo doctor'"
             )
-        return torch.device(name)
+        dev = torch.device(name)
+        return torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
     if name == "cpu":
         return torch.device("cpu")
     raise InputError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")

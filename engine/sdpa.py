@@ -18,8 +18,9 @@ def probe_backend(device: torch.device, dtype: torch.dtype, heads: int, q_len: i
     """Name of the backend PyTorch would pick for this shape, or None if SDPA cannot run at all."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    q = torch.randn(1, heads, q_len, head_dim, device=device, dtype=dtype)
-    k = torch.randn(1, heads, kv_len, head_dim, device=device, dtype=dtype)
+    # deterministic inputs: the probe must not touch the global RNG
+    q = torch.linspace(-1, 1, heads * q_len * head_dim, device=device, dtype=dtype).view(1, heads, q_len, head_dim)
+    k = torch.linspace(1, -1, heads * kv_len * head_dim, device=device, dtype=dtype).view(1, heads, kv_len, head_dim)
     mask = torch.zeros(1, heads, q_len, kv_len, device=device, dtype=dtype) if with_mask else None
     for name in _ORDER:
         backend = getattr(SDPBackend, name, None)

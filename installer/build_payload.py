@@ -23,7 +23,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import wheel_lock  # noqa: E402
+import wheel_lock  # noqa: E402  (installer/ is not a package; this file also runs as a script)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -45,7 +45,7 @@ def read_version(repo: Path = REPO) -> str:
             return version
     init = repo / "engine" / "__init__.py"
     if init.exists():
-        m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init.read_text(encoding="utf-8"), re.M)
+        m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", init.read_text(encoding="utf-8"), re.MULTILINE)
         if m:
             return m.group(1)
     return "0.1.0"
@@ -72,12 +72,12 @@ def run(argv: list[str], **kw) -> None:
 def relock(lock_dir: Path) -> None:
     """Re-resolve the Windows locks on this machine (uv resolves for win_amd64 from any OS)."""
     common = ["--python-platform", "x86_64-pc-windows-msvc", "--python-version", "3.12", "--generate-hashes",
-              "--no-config", "-q"]
-    base = lock_dir / "requirements-win.txt"
-    run(["uv", "pip", "compile", lock_dir / "requirements-win.in", *common, "-o", base])
-    for name in ("torch-cpu-win", "triton-win"):
-        run(["uv", "pip", "compile", lock_dir / f"{name}.in", *common, "-c", base, "-o", lock_dir / f"{name}.txt"])
-    run(["uv", "pip", "compile", lock_dir / "uv-win.in", *common, "-o", lock_dir / "uv-win.txt"])
+              "--no-config", "-q", "--custom-compile-command", "python installer/build_payload.py --relock"]
+    compile_ = ["uv", "pip", "compile"]
+    run([*compile_, "requirements-win.in", *common, "-o", "requirements-win.txt"], cwd=lock_dir)
+    for name in ("torch-cpu-win", "triton-win"):      # shared pins (filelock, fsspec...) must agree with the base
+        run([*compile_, f"{name}.in", *common, "-c", "requirements-win.txt", "-o", f"{name}.txt"], cwd=lock_dir)
+    run([*compile_, "uv-win.in", *common, "-o", "uv-win.txt"], cwd=lock_dir)
 
 
 def merged_requirements(pins: dict[str, wheel_lock.Pin], path: Path) -> Path:

@@ -61,7 +61,7 @@ class WheelName:
     platform: str                              # "win_amd64", "any"
 
     @classmethod
-    def parse(cls, filename: str) -> "WheelName":
+    def parse(cls, filename: str) -> WheelName:
         if not filename.endswith(".whl"):
             raise ValueError(f"not a wheel: {filename}")
         parts = filename[:-4].split("-")

@@ -19,7 +19,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.
 python3 -m engine.cli doctor >"$OUT/doctor.txt" 2>&1 || status=1
 
 if [[ $what == tests || $what == all ]]; then
-  python3 -m pytest -m gpu tests/engine tests/chatterbox -q -s -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
+  python3 -m pytest -m gpu ${TEST_PATHS:-tests/engine tests/chatterbox} -q -s -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 fi
 if [[ $what == bench || $what == all ]]; then

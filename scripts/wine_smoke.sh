@@ -47,6 +47,20 @@ done
 check "uv.exe byte-identical to the payload" cmp -s "$inst/runtime/uv.exe" "$payload/runtime/uv.exe"
 check "wheelhouse copied" test "$(ls "$inst/wheelhouse" | wc -l)" -eq "$(ls "$payload/wheelhouse" | wc -l)"
 check "app wheel copied" test "$(ls "$inst/app" | wc -l)" -eq 1
+verify_installed() {  # the wheels as installed on "Windows" still match the hash-pinned locks
+  python3 - "$inst" <<'PY'
+import sys
+from pathlib import Path
+sys.path.insert(0, "installer")
+import wheel_lock
+root = Path(sys.argv[1])
+pins = wheel_lock.parse_locks(root / "lock" / "requirements-win.txt", root / "lock" / "torch-cpu-win.txt")
+problems = wheel_lock.verify_wheelhouse(root / "wheelhouse", pins)
+print("\n".join(problems) or f"     {len(pins)} installed wheels match the lock")
+sys.exit(bool(problems))
+PY
+}
+check "installed wheelhouse matches the lock hashes" verify_installed
 for l in "TTS Turbo.lnk" "Repair or change GPU build.lnk" "Uninstall TTS Turbo.lnk"; do
   check "Start-menu shortcut $l" test -f "$start_menu/$l"
 done
@@ -56,6 +70,7 @@ check "uninstall key DisplayName" regq "$key" DisplayName "TTS Turbo"
 check "uninstall key DisplayVersion" regq "$key" DisplayVersion "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$payload/manifest.json")"
 check "uninstall key QuietUninstallString" regq "$key" QuietUninstallString 'uninstall.exe" /S'
 check "uninstall key EstimatedSize" regq "$key" EstimatedSize "0x"
+echo "     EstimatedSize: $(( $(wine reg query "$key" /v EstimatedSize | tr -d '\r' | awk '/EstimatedSize/ {print $3}') / 1024 )) MiB"
 check "HKCU\\Software\\TTSTurbo InstallDir" regq 'HKCU\Software\TTSTurbo' InstallDir 'TTSTurbo'
 
 # 2. Silent uninstall (_?= makes it run in place so we can wait for it).

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .plots import styled_plot
+from .plots import empty_hint, styled_plot
 
 FORMAT_FILTERS = {"WAV": "WAV audio (*.wav)", "FLAC": "FLAC audio (*.flac)", "OGG": "Ogg Vorbis (*.ogg)", "MP3": "MP3 audio (*.mp3)"}
 
@@ -37,6 +37,8 @@ class AudioPanel(QWidget):
         self.curve.setDownsampling(auto=True, method="peak")
         self.curve.setClipToView(True)
         self.curve.setSkipFiniteCheck(True)
+        self.hint = empty_hint(self.plot, "The waveform draws here as sentences arrive")
+        self.hint.setPos(0.5, 0)
         self.playhead = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#ff6b81", width=1))
         self.playhead.setVisible(False)
         self.plot.addItem(self.playhead)
@@ -76,6 +78,7 @@ class AudioPanel(QWidget):
         self._duration = len(audio) / sample_rate if sample_rate else 0.0
         t = np.arange(len(audio), dtype=np.float32) / max(sample_rate, 1)
         self.curve.setData(t, audio)
+        self.hint.setVisible(not len(audio))
         self.plot.setXRange(0, max(self._duration, 0.5), padding=0.01)
         self.set_has_audio(len(audio) > 0)
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..metrics import RunRecord, format_bytes
-from .plots import styled_plot
+from .plots import empty_hint, styled_plot
 
 CURRENT = "Current settings"
 COLORS = {"A": "#8a93a3", "B": "#4cc2ff"}
@@ -36,6 +36,10 @@ class CompareView(QWidget):
         for plot in (self.speed_plot, self.memory_plot):
             plot.getAxis("bottom").setTicks([[(0, "A"), (1, "B")]])
             plot.setXRange(-0.6, 1.6, padding=0)
+        self.speed_labels = [self._bar_label(self.speed_plot, x) for x in (0, 1)]
+        self.memory_labels = [self._bar_label(self.memory_plot, x) for x in (0, 1)]
+        self.speed_hint = empty_hint(self.speed_plot, "Pick A and B, then Run comparison")
+        self.memory_hint = empty_hint(self.memory_plot, "")
         self.summary = {"A": QLabel(), "B": QLabel()}
         self.play = {"A": QPushButton("▶ Play A"), "B": QPushButton("▶ Play B")}
         self.speedup = QLabel()
@@ -70,6 +74,13 @@ class CompareView(QWidget):
         layout.addLayout(plots, 1)
         layout.addLayout(details)
 
+    @staticmethod
+    def _bar_label(plot: pg.PlotWidget, x: float) -> pg.TextItem:
+        label = pg.TextItem("", color="#e6e8ec", anchor=(0.5, 1.0))
+        plot.addItem(label, ignoreBounds=True)
+        label.setPos(x, 0)
+        return label
+
     def set_choices(self, names: list[str], a: str, b: str) -> None:
         for side, default in (("A", a), ("B", b)):
             box = self.choice[side]
@@ -91,6 +102,15 @@ class CompareView(QWidget):
         self.memory_bars.setOpts(height=peaks)
         self.speed_plot.setYRange(0, max(max(speeds), 1e-3) * 1.15, padding=0)
         self.memory_plot.setYRange(0, max(max(peaks), 1.0) * 1.15, padding=0)
+        for x, (speed, peak) in enumerate(zip(speeds, peaks)):
+            self.speed_labels[x].setText(f"{speed:.1f}×")
+            self.speed_labels[x].setPos(x, speed)
+            self.memory_labels[x].setText(f"{peak:.0f} MiB" if peak else "")
+            self.memory_labels[x].setPos(x, peak)
+        self.speed_hint.setVisible(False)
+        gpu = any(peaks)
+        self.memory_hint.setText("" if gpu else "CPU runs: no VRAM")
+        self.memory_hint.setPos(0.5, 0.5)
         for side, run in self.runs.items():
             self.summary[side].setText(
                 f"<b>{side}: {run.config_summary}</b><br>{run.x_realtime:.1f}× real time · RTF {run.rtf:.4f}"

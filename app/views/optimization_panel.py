@@ -111,7 +111,7 @@ class OptimizationPanel(QWidget):
             control = QSpinBox()
             control.setRange(low, high)
             if spec.name == "num_threads":
-                control.setSpecialValueText("auto (physical cores)")
+                control.setSpecialValueText("auto")
             control.valueChanged.connect(self._edited)
         control.setObjectName(spec.name)
         control.setToolTip(spec.doc)

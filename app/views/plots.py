@@ -35,6 +35,14 @@ def styled_plot(title: str, left: str, bottom: str) -> pg.PlotWidget:
     return plot
 
 
+def empty_hint(plot: pg.PlotWidget, text: str) -> pg.TextItem:
+    """Centred grey text shown while a plot has no data yet."""
+    hint = pg.TextItem(text, color="#5d626d", anchor=(0.5, 0.5))
+    plot.addItem(hint, ignoreBounds=True)
+    hint.setPos(0.5, 0.5)
+    return hint
+
+
 class LivePlots(QWidget):
     def __init__(self, metrics: LiveMetrics, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +71,8 @@ class LivePlots(QWidget):
         self.stage_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.6, brush="#4cc2ff")
         self.stage_plot.addItem(self.stage_bars)
         self.stage_plot.invertY(True)
+        self.speed_hint = empty_hint(self.speed_plot, "Press Speak: every run adds a point")
+        self.stage_hint = empty_hint(self.stage_plot, "Per-stage timings of the last run")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.speed_plot, 3)
@@ -78,8 +88,15 @@ class LivePlots(QWidget):
         if "stages" in dirty:
             self._draw_stages()
 
+    def set_gpu_run(self, gpu: bool) -> None:
+        """On CPU runs VRAM is zero by definition; say so instead of showing two flat lines unexplained."""
+        title = "Memory (sampled 10×/s)" if gpu else "Memory (sampled 10×/s) · CPU run: no VRAM in use"
+        if self.memory_plot.plotItem.titleLabel.text != title:
+            self.memory_plot.setTitle(title, color="#e6e8ec", size="10pt")
+
     def _draw_runs(self) -> None:
         runs = self.metrics.runs.view()
+        self.speed_hint.setVisible(not len(runs))
         if not len(runs):
             self.speed_line.setData([], [])
             self.speed_points.setData([], [])
@@ -106,6 +123,7 @@ class LivePlots(QWidget):
     def _draw_stages(self) -> None:
         stages = self.metrics.last_stages
         names = list(stages)
+        self.stage_hint.setVisible(not names)
         millis = np.array([stages[n] * 1000.0 for n in names])
         self.stage_bars.setOpts(x0=np.zeros(len(names)), y=np.arange(len(names)), width=millis, height=0.6)
         self.stage_plot.getAxis("left").setTicks([list(enumerate(names))])

@@ -22,4 +22,5 @@ echo TTS Turbo setup FAILED: no Python 3.12 is bundled and uv could not download
 echo Connect to the internet and run "Repair or change GPU build" from the Start menu.
 if not exist "%ROOT%\state" mkdir "%ROOT%\state"
 > "%ROOT%\state\summary.txt" echo TTS Turbo setup FAILED: could not get Python 3.12 (offline?). Run Repair when online.
+echo %* | find /i "--pause" >nul && pause
 exit /b 7

@@ -56,7 +56,7 @@ class Gpu:
 
     @property
     def sm(self) -> str:
-        return "sm_%d%d" % self.compute_cap if self.compute_cap else "sm_?"
+        return f"sm_{self.compute_cap[0]}{self.compute_cap[1]}" if self.compute_cap else "sm_?"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def parse_query_csv(text: str) -> list[Gpu]:
 
 
 _BANNER_DRIVER = re.compile(r"Driver Version:\s*(\d+(?:\.\d+)+)")
-_BANNER_GPU = re.compile(r"^\|\s+\d+\s+(.+?)\s+(?:WDDM|TCC|MCDM|On|Off)\s+\|", re.M)
+_BANNER_GPU = re.compile(r"^\|\s+\d+\s+(.+?)\s+(?:WDDM|TCC|MCDM|On|Off)\s+\|", re.MULTILINE)
 
 
 def parse_banner(text: str) -> list[Gpu]:

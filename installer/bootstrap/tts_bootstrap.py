@@ -17,13 +17,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import gpu_select
 
-EXIT_OK, EXIT_VENV, EXIT_BASE, EXIT_TORCH, EXIT_APP, EXIT_DOCTOR, EXIT_BUSY = 0, 2, 3, 4, 5, 6, 8
+# 2 is argparse's "bad arguments"; 7 ("no Python") comes from bootstrap.cmd.
+EXIT_OK, EXIT_VENV, EXIT_BASE, EXIT_TORCH, EXIT_APP, EXIT_BUSY, EXIT_DOCTOR = 0, 3, 4, 5, 6, 8, 9
 VC_REDIST_URL = "https://aka.ms/vs/17/release/vc_redist.x64.exe"
 
 
@@ -65,7 +66,7 @@ class Report:
 
 
 class Bootstrap:
-    def __init__(self, layout: Layout, run: Runner, probe_gpu: Callable[[], "tuple[str | None, str | None]"],
+    def __init__(self, layout: Layout, run: Runner, probe_gpu: Callable[[], tuple[str | None, str | None]],
                  log: Callable[[str], None] = print):
         self.L, self.run, self.probe_gpu, self.log = layout, run, probe_gpu, log
         self.report = Report()
@@ -143,12 +144,15 @@ class Bootstrap:
         if self.uv("pip", "check", "--python", str(self.L.env_python))[0] != 0:
             self.report.warnings.append("Dependency check reported problems (see the log).")
 
-    def run_doctor(self, d: gpu_select.Decision) -> None:
+    def run_doctor(self) -> None:
         rc, out = self.run([str(self.L.cli), "doctor", "--json"])
         doctor = last_json_object(out) if rc == 0 else None
         if doctor is None:
             raise StageError(EXIT_DOCTOR, "tts-turbo doctor failed: the app is installed but cannot start.")
         self.report.doctor = doctor
+        if doctor.get("arch_supported") is False:
+            self.report.warnings.append(f"torch {self.report.torch} has no kernels for {doctor.get('gpu_name')}; "
+                                        "it runs on the CPU. Run Repair and accept the recommended build.")
         expected = expected_cuda(self.report.torch or "")
         if expected and not str(doctor.get("cuda_version") or "").startswith(expected):
             raise StageError(EXIT_DOCTOR, f"torch {self.report.torch} reports CUDA {doctor.get('cuda_version')}, "
@@ -165,7 +169,7 @@ class Bootstrap:
             self.install_torch(d, force)
             self.install_triton(d)
             self.install_app()
-            self.run_doctor(d)
+            self.run_doctor()
         except StageError as e:
             self.write_state(e.code, str(e))
             return e.code
@@ -222,10 +226,11 @@ def summary_lines(r: Report, error: str | None, log: Path) -> list[str]:
     lines = [head]
     if r.decision:
         lines.append(f"GPU check: {r.decision.reason}")
-    if r.torch:
-        cuda = doc.get("cuda_version") or "none"
-        lines.append(f"torch {r.torch} (CUDA {cuda}), compute capability {doc.get('compute_capability')}, "
-                     f"torch.compile/triton: {'yes' if doc.get('triton_available') else 'no'}")
+    if r.torch and doc.get("cuda_version"):
+        lines.append(f"torch {r.torch} (CUDA {doc['cuda_version']}), compute capability "
+                     f"{doc.get('compute_capability')}, torch.compile/triton: {'yes' if doc.get('triton_available') else 'no'}")
+    elif r.torch:
+        lines.append(f"torch {r.torch} (CPU build)")
     lines += [f"Warning: {w}" for w in r.warnings]
     lines.append(f"Log: {log}")
     return lines
@@ -257,7 +262,7 @@ def probe_nvidia_smi() -> tuple[str | None, str | None]:
     outputs = []
     for args in (["--query-gpu=name,driver_version,compute_cap", "--format=csv,noheader"], []):
         try:
-            p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=30)
+            p = subprocess.run([exe, *args], capture_output=True, text=True, timeout=30, check=False)
             outputs.append(p.stdout if p.returncode == 0 else None)
         except (OSError, subprocess.TimeoutExpired):
             outputs.append(None)
@@ -318,10 +323,20 @@ def make_runner(log_file) -> Runner:
     return run
 
 
+def ask_choice(probe: Callable[[], tuple[str | None, str | None]], ask: Callable[[str], str] = input) -> str:
+    """Start-menu Repair: show what auto-detection recommends and let the user switch CPU <-> GPU builds."""
+    auto = gpu_select.decide(*probe())
+    print(f"Detected: {auto.reason}")
+    others = ", ".join(c for c in gpu_select.CHOICES if c not in ("auto", auto.tag))
+    answer = ask(f"Press Enter for {auto.tag} (recommended) or type {others}: ").strip().lower()
+    return answer if answer in gpu_select.CHOICES else "auto"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Create or repair the TTS Turbo environment.")
     ap.add_argument("--root", type=Path, required=True, help="install root (the folder holding runtime\\uv.exe)")
-    ap.add_argument("--gpu", choices=gpu_select.CHOICES, default="auto", help="torch build; auto reads nvidia-smi")
+    ap.add_argument("--gpu", choices=gpu_select.CHOICES,
+                    help="torch build; auto reads nvidia-smi (default; with --pause the user is asked)")
     ap.add_argument("--clean", action="store_true", help="recreate the environment from scratch")
     ap.add_argument("--force", action="store_true", help="reinstall torch even if the build already matches")
     ap.add_argument("--wait-pid", type=int, help="wait for this process (the running app) to exit first")
@@ -332,6 +347,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    sys.stdout.reconfigure(errors="replace")      # a pipe to the installer is cp1252: never crash on uv's output
     layout = Layout(args.root.resolve())
     layout.log.parent.mkdir(parents=True, exist_ok=True)
     os.environ.update(UV_NO_CONFIG="1", UV_LINK_MODE="copy", UV_PYTHON_INSTALL_DIR=str(layout.root / "python-managed"))
@@ -339,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         def log(msg: str) -> None:
             print(msg, flush=True)
             log_file.write(msg + "\n")
-        log(f"=== TTS Turbo bootstrap {datetime.datetime.now():%Y-%m-%d %H:%M:%S}, gpu={args.gpu} ===")
+        choice = args.gpu or (ask_choice(probe_nvidia_smi) if args.pause else "auto")
+        log(f"=== TTS Turbo bootstrap {datetime.datetime.now():%Y-%m-%d %H:%M:%S}, gpu={choice} ===")
         if args.wait_pid and not wait_for_exit(args.wait_pid, 120):
             log("TTS Turbo is still running: close it and run Repair again.")
             code = EXIT_BUSY
@@ -348,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             if os.name == "nt" and not vc_runtime_installed():
                 boot.report.warnings.append(f"Microsoft Visual C++ runtime not found; if torch fails to load, "
                                             f"install {VC_REDIST_URL}")
-            code = boot.execute(sys.executable, args.gpu, args.clean, args.force)
+            code = boot.execute(sys.executable, choice, args.clean, args.force)
             if code == EXIT_OK and args.relaunch:
                 subprocess.Popen([str(layout.gui)], creationflags=getattr(subprocess, "DETACHED_PROCESS", 0))
     if args.pause:

@@ -77,10 +77,10 @@ def test_stop_cancels_a_long_synthesis_promptly(make_window, qtbot):
     engine = FakeEngine(sentence_delay_s=0.15)
     window = make_window(engine.backend())
     window.editor.set_text(" ".join(f"Sentence number {i}." for i in range(60)))
-    with qtbot.waitSignal(window.controller.worker.chunk_ready, timeout=10000):
-        window.speak()
+    window.speak()
+    qtbot.waitUntil(lambda: len(window.controller.live_chunks) >= 1, timeout=10000)
     started = time.perf_counter()
-    with qtbot.waitSignal(window.controller.worker.synthesis_cancelled, timeout=5000):
+    with qtbot.waitSignal(window.controller.notice, timeout=5000):
         qtbot.keyClick(window, Qt.Key_Escape)
     assert time.perf_counter() - started < 0.5
     assert len(window.controller.history) == 0
@@ -119,6 +119,7 @@ def test_engine_that_cannot_load_shows_why(qtbot, settings, stream_factory):
 
     window = MainWindow(Controller(settings=settings, backend_loader=broken, stream_factory=stream_factory))
     qtbot.addWidget(window)
+    window.show()
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
     assert "could not be loaded" in window.banner.message.text()
     window.close()

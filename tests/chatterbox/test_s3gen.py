@@ -26,7 +26,7 @@ def test_flow_right_padding_is_exact(model):
         exact = flow(tokens[:, :N], torch.ones(1, N, dtype=torch.bool), cond[:, :, :2 * N], xvec, z[:, :, :2 * N])
         padded = flow(tokens, torch.arange(Nb)[None] < N, cond, xvec, z)
     torch.testing.assert_close(padded[:, :, :2 * N], exact, rtol=1e-4, atol=1e-4)
-    assert padded[:, :, 2 * N:].abs().max() == 0
+    torch.testing.assert_close(padded[:, :, 2 * N:], z[:, :, 2 * N:])  # masked velocity: padding keeps its noise
 
 
 def test_runner_mel_and_wav_lengths(model):

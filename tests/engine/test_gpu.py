@@ -90,21 +90,28 @@ def test_graphs_are_captured_and_replayed(joe_gpu):
     assert graphs["fallbacks"] == {}
 
 
+CAPTURE_FAILURE = """
+import torch
+from engine.graphs import GraphRunner
+notes = []
+runner = GraphRunner(torch.device("cuda"), warmup_iters=1, on_fallback=lambda f, r: notes.append(f))
+x = torch.arange(4.0, device="cuda")
+syncs = lambda t: (t * float(t.sum().item()),)  # a host sync: cannot be captured
+assert torch.equal(runner.run(("k",), syncs, x)[0], x * 6)
+assert runner.stats.failures and notes and runner.stats.eager_calls == 1
+assert torch.equal(runner.run(("k",), syncs, x)[0], x * 6) and runner.stats.eager_calls == 2
+print("fallback recorded:", runner.stats.failures)
+"""
+
+
 def test_capture_failure_falls_back_to_eager_and_is_counted():
-    from engine.graphs import GraphRunner
+    import subprocess
+    import sys
 
-    notes = []
-    runner = GraphRunner(torch.device("cuda"), warmup_iters=1, on_fallback=lambda f, r: notes.append(f))
-    x = torch.arange(4.0, device="cuda")
-
-    def syncs(t):
-        return (t * float(t.sum().item()),)  # a host sync: cannot be captured
-
-    out = runner.run(("k",), syncs, x)[0]
-    assert torch.equal(out, x * 6)
-    assert runner.stats.failures and notes and runner.stats.eager_calls == 1
-    assert torch.equal(runner.run(("k",), syncs, x)[0], x * 6)
-    assert runner.stats.eager_calls == 2
+    # own process: a failed capture may leave CUDA's global RNG unusable for the rest of it
+    done = subprocess.run([sys.executable, "-c", CAPTURE_FAILURE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "fallback recorded" in done.stdout
 
 
 def test_steady_state_allocates_nothing_new(joe_gpu):

@@ -15,8 +15,9 @@ NO_GPU = (None, None)
 class FakeWindows:
     """Plays uv, the venv's python and tts-turbo: records argv, tracks the installed torch."""
 
-    def __init__(self, layout, torch=None, gpu_download_ok=True, doctor_cuda="auto"):
+    def __init__(self, layout, torch=None, gpu_download_ok=True, doctor_cuda="auto", arch_supported=True):
         self.L, self.torch, self.gpu_download_ok, self.doctor_cuda = layout, torch, gpu_download_ok, doctor_cuda
+        self.arch_supported = arch_supported
         self.calls = []
 
     def __call__(self, argv):
@@ -27,7 +28,8 @@ class FakeWindows:
             cuda = tb.expected_cuda(self.torch) if self.doctor_cuda == "auto" else self.doctor_cuda
             return 0, "loading...\n" + json.dumps({"torch_version": self.torch, "cuda_version": cuda,
                                                   "cuda_available": bool(cuda), "gpu_name": "NVIDIA GeForce RTX 5090",
-                                                  "compute_capability": "12.0", "triton_available": bool(cuda)})
+                                                  "compute_capability": "12.0", "triton_available": bool(cuda),
+                                                  "arch_supported": self.arch_supported if cuda else None})
         if "--index-url" in argv:
             if not self.gpu_download_ok:
                 return 1, "error: Failed to fetch: `https://download.pytorch.org/whl/cu128/torch/`\n"
@@ -111,6 +113,17 @@ def test_silent_cpu_torch_on_a_cuda_pin_is_an_error(layout):
     assert "expected 12.8" in layout.summary.read_text()
 
 
+def test_gpu_without_kernels_in_the_build_is_a_warning(layout):
+    code, _ = run(layout, FakeWindows(layout, arch_supported=False), RTX5090, choice="cu126")
+    assert code == tb.EXIT_OK
+    assert "has no kernels for NVIDIA GeForce RTX 5090" in layout.summary.read_text()
+
+
+def test_cpu_summary_names_the_cpu_build(layout):
+    run(layout, FakeWindows(layout), NO_GPU)
+    assert layout.summary.read_text().splitlines()[2] == "torch 2.11.0 (CPU build)"
+
+
 def test_damaged_app_wheel_stops_with_a_clear_error(layout):
     next((layout.root / "app").glob("*.whl")).write_bytes(b"damaged")
     code, _ = run(layout, FakeWindows(layout), NO_GPU)
@@ -129,8 +142,18 @@ def test_last_json_object_skips_log_noise():
     assert tb.last_json_object("no json here") is None
 
 
+@pytest.mark.parametrize("answer, choice", [("", "auto"), ("cpu", "cpu"), (" CU126 ", "cu126"), ("gpu", "auto")])
+def test_repair_menu_asks_for_the_build(answer, choice, capsys):
+    prompts = []
+    got = tb.ask_choice(lambda: RTX5090, lambda prompt: prompts.append(prompt) or answer)
+    assert got == choice
+    assert "RTX 5090 (sm_120)" in capsys.readouterr().out
+    assert prompts == ["Press Enter for cu128 (recommended) or type cpu, cu126: "]
+
+
 def test_cli_arguments():
     a = tb.parse_args(["--root", "C:/x", "--gpu", "cu126", "--wait-pid", "42", "--relaunch", "--pause"])
     assert (a.gpu, a.wait_pid, a.relaunch, a.pause) == ("cu126", 42, True, True)
+    assert tb.parse_args(["--root", "C:/x"]).gpu is None                # auto, or asked when --pause
     with pytest.raises(SystemExit):
         tb.parse_args(["--root", "C:/x", "--gpu", "cu999"])

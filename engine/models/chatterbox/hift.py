@@ -165,7 +165,8 @@ class HiFT(nn.Module):
     def source(self, mel: torch.Tensor, phase: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """mel (B, 80, T) → excitation (B, 1, T·480) in fp32."""
         f0 = self.f0_predictor(mel.to(self.conv_pre.weight.dtype)).float()
-        f0 = f0[:, None].repeat_interleave(self.cfg.samples_per_frame, dim=-1)  # nearest upsampling
+        B, T = f0.shape
+        f0 = f0[:, :, None].expand(B, T, self.cfg.samples_per_frame).reshape(B, 1, -1)  # nearest upsampling
         B, H, N = f0.shape[0], self.cfg.nb_harmonics + 1, f0.shape[-1]
         if phase is None:
             phase = (torch.rand(B, H, 1, device=mel.device) * 2 - 1) * math.pi
@@ -191,9 +192,20 @@ class HiFT(nn.Module):
         half = c.n_fft // 2 + 1
         mag = torch.clamp(torch.exp(x[:, :half]), max=1e2)
         phase = torch.sin(x[:, half:])
-        wav = torch.istft(torch.complex(mag * torch.cos(phase), mag * torch.sin(phase)), c.n_fft, c.hop, c.n_fft,
-                          self.stft_window)
+        wav = self.istft(torch.complex(mag * torch.cos(phase), mag * torch.sin(phase)))
         return torch.clamp(wav, -c.audio_limit, c.audio_limit)
+
+    def istft(self, spec: torch.Tensor) -> torch.Tensor:
+        """torch.istft(center=True) as irfft + overlap-add (fold): no host-side window check, so it captures."""
+        n_fft, hop = self.cfg.n_fft, self.cfg.hop
+        frames = torch.fft.irfft(spec.transpose(1, 2), n=n_fft) * self.stft_window  # (B, frames, n_fft)
+        n = frames.shape[1]
+        length = (n - 1) * hop + n_fft
+        y = F.fold(frames.transpose(1, 2), (1, length), (1, n_fft), stride=(1, hop)).view(frames.shape[0], -1)
+        env = F.fold(self.stft_window.square()[None, :, None].expand(1, n_fft, n), (1, length), (1, n_fft),
+                     stride=(1, hop)).view(1, -1)
+        half = n_fft // 2
+        return (y / env.clamp(min=1e-11))[:, half: length - half]
 
     def forward(self, mel: torch.Tensor, phase: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """mel (B, 80, T) → waveform (B, T·480) at 24 kHz."""

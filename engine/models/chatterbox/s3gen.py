@@ -66,7 +66,7 @@ class Flow(nn.Module):
         spks = self.spk_embed_affine_layer(F.normalize(xvector.float(), dim=1).to(dtype))
         x = self.input_embedding(tokens) * valid[..., None].to(dtype)
         mu = self.encoder_proj(self.encoder(x, valid)).transpose(1, 2).float()
-        mask = valid.repeat_interleave(TOKEN_MEL_RATIO, dim=1)[:, None].float()
+        mask = valid[:, :, None].expand(-1, -1, TOKEN_MEL_RATIO).reshape(valid.shape[0], 1, -1).float()
         return mu, mask, spks.float()
 
     def forward(self, tokens: torch.Tensor, valid: torch.Tensor, cond: torch.Tensor, xvector: torch.Tensor,

@@ -183,7 +183,7 @@ class UpsampleConformerEncoder(nn.Module):
         for layer in self.encoders:
             x = layer(x, bias, pos, idx)
         x = self.up_layer(x)
-        valid2 = valid.repeat_interleave(self.cfg.up_stride, dim=1)
+        valid2 = valid[:, :, None].expand(-1, -1, self.cfg.up_stride).reshape(valid.shape[0], -1)
         x, pos = self.up_embed(x)
         bias, idx = _key_bias(valid2, x.dtype), _shift_index(x.shape[1], x.device)
         for layer in self.up_encoders:

@@ -111,8 +111,9 @@ class KVCache(nn.Module):
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        self.k.index_copy_(2, input_pos, k)
-        self.v.index_copy_(2, input_pos, v)
+        B = k.shape[0]  # 2 rows with CFG, 1 without
+        self.k[:B].index_copy_(2, input_pos, k)
+        self.v[:B].index_copy_(2, input_pos, v)
 
 
 class Attention(nn.Module):
@@ -283,7 +284,7 @@ class T3(nn.Module):
         """(1, 34, dim): prompt tokens get speech embeddings + speech positions 0..P-1 before the Perceiver."""
         P = prompt_tokens.shape[1]
         prompt = self.speech_emb(prompt_tokens) + self.speech_pos_emb.emb.weight[:P]
-        return self.cond_enc(speaker_emb, prompt, exaggeration.to(prompt.dtype))
+        return self.cond_enc(speaker_emb.to(prompt.dtype), prompt, exaggeration.to(prompt.dtype))
 
     def prompt_embeds(self, cond: torch.Tensor, text_tokens: torch.Tensor, cfg_rows: int) -> torch.Tensor:
         """(rows, L, dim): [cond | text+pos | BOS+pos0 | BOS+pos0]; row 1 (CFG) has the text embeddings zeroed.

@@ -45,6 +45,14 @@ def sampling_params(options: SynthesisOptions) -> SamplingParams:
         raise InputError(str(exc)) from exc
 
 
+def _has_triton() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class ChatterboxTTS:
     family = "chatterbox"
     sample_rate = S3GEN_SR
@@ -65,24 +73,42 @@ class ChatterboxTTS:
         self.t3_dtype = torch.bfloat16 if half else torch.float32
         self.flow_dtype = self.t3_dtype  # HiFT and all spectral / phase math stay fp32
         m = self.model
+        on_fallback = optimizer.record_fallback if optimizer is not None else None
+        if self.t3_dtype == torch.float32 and m.t3.speech_head.weight.dtype != torch.float32:
+            self._restore_fp32(on_fallback)
         m.t3.to(self.t3_dtype)
         m.s3gen.flow.to(self.flow_dtype)
-        on_fallback = optimizer.record_fallback if optimizer is not None else None
         graphs = cfg.enable_cuda_graphs and cuda
         if cfg.enable_cuda_graphs and not cuda and optimizer is not None:
             optimizer.record_fallback("cuda_graphs", "chatterbox: no CUDA device, decoding eagerly")
         max_seq = m.cfg.t3.cond_len + 2 + 512 + _KNOBS["max_new_tokens"]
+        compile_mode = cfg.compile_mode if cfg.enable_compile and cuda and _has_triton() else None
+        if cfg.enable_compile and compile_mode is None and on_fallback is not None:
+            on_fallback("compile", "chatterbox: torch.compile needs CUDA and triton; T3 step runs uncompiled")
         self.decoder = T3Decoder(m.t3, self.device, self.t3_dtype, max_seq, _KNOBS["max_new_tokens"],
-                                 GraphCache(graphs, cfg.graph_warmup_iters, on_fallback, "cuda_graphs.t3"))
+                                 GraphCache(graphs, cfg.graph_warmup_iters, on_fallback, "cuda_graphs.t3"),
+                                 compile_mode=compile_mode)
         self.s3 = S3GenRunner(m.s3gen, self.device, cfg.shape_buckets, graphs, cfg.graph_warmup_iters, on_fallback)
         self.inference_mode = cfg.use_inference_mode
+
+    def _restore_fp32(self, on_fallback) -> None:
+        """Going back to fp32 after bf16 re-reads the checkpoint: an upcast would keep bf16 rounding."""
+        from .checkpoint import load_module
+        from .model import S3GEN_FILE, T3_FILE, T3_IGNORED
+        from .s3gen import S3GEN_OPTIONAL
+
+        if self.path is None:
+            if on_fallback is not None:
+                on_fallback("precision", "chatterbox: fp32 restored by upcasting bf16 weights (no checkpoint path)")
+            return
+        load_module(self.model.t3, self.path / T3_FILE, ignore=T3_IGNORED)
+        load_module(self.model.s3gen, self.path / S3GEN_FILE, optional=S3GEN_OPTIONAL)
+        self.model.to(self.device)
 
     def optimize(self, optimizer) -> None:
         """Precision (bf16 T3 and flow), static KV cache, CUDA graphs per bucket, token buckets."""
         self.optimizer = optimizer
         self._configure(optimizer.config, optimizer)
-        if optimizer.config.enable_compile:
-            optimizer.record_fallback("compile", "chatterbox: the CUDA-graph captured step is used instead")
         optimizer.set_stat("chatterbox_t3_dtype", str(self.t3_dtype).replace("torch.", ""))
         optimizer.set_stat("chatterbox_kv_cache_positions", self.decoder.max_seq)
 

@@ -17,6 +17,7 @@ import torch
 
 from ...buffers import BufferPool, PinnedStaging
 from ...graphs import GraphRunner
+from ...precision import exact_fp32
 from ..base import StageTimes
 from .model import PiperVITS
 
@@ -159,7 +160,8 @@ class PiperRunner:
         dur_noise = self._noise(indices, [(2, n_tok) for n_tok in lengths], (b_pad, 2, t_max), params.noise_w, params.seed, 0)
         scale = self._buffer((b_pad,), torch.float32).fill_(params.length_scale)
         sid = self._buffer((b_pad,), torch.long).fill_(params.speaker_id)
-        stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
+        with exact_fp32():
+            stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
         m_p, logs_p, durations, frames = stage_a
         if self._clock is None:
             clock.lap("encode")
