@@ -26,7 +26,8 @@ def resolve_device(device_info: dict[str, Any] | None, choice: str) -> str:
 def unavailable_reasons(device_info: dict[str, Any] | None, choice: str) -> dict[str, str]:
     """Field name → why it cannot apply with this device choice (fields that can apply are absent)."""
     if device_info is None:
-        return {name: "Checking what this machine supports…" for name in (*GPU_ONLY, "enable_bf16", "enable_compile")}
+        pending = (*GPU_ONLY, "enable_bf16", "enable_compile")
+        return {name: "Checking what this machine supports…" for name in pending}
     device = resolve_device(device_info, choice)
     reasons: dict[str, str] = {}
     if not device.startswith("cuda"):
@@ -43,7 +44,9 @@ def unavailable_reasons(device_info: dict[str, Any] | None, choice: str) -> dict
     if gpu is not None and not gpu.get("bf16", False):
         reasons["enable_bf16"] = f"{gpu.get('name', 'This GPU')} has no native bf16 (needs compute capability 8.0+)."
     if not device_info.get("triton_available"):
-        reasons["enable_compile"] = "torch.compile on the GPU needs triton, which is not installed (Windows: triton-windows)."
+        reasons["enable_compile"] = (
+            "torch.compile on the GPU needs triton, which is not installed (Windows: triton-windows)."
+        )
     return reasons
 
 

@@ -9,16 +9,17 @@ torch nor `engine`: the worker is the only place that does.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
 
 from . import capabilities as caps
 from .config_schema import load_schema
-from .engine_worker import EngineBackend, EngineWorker, load_engine_backend
+from .engine_worker import EngineWorker, load_engine_backend
 from .metrics import LiveMetrics, RunHistory, RunRecord
 from .playback import PlaybackUnavailable, StreamFactory, StreamPlayer, output_devices, probe_output
 from .settings import AppSettings
@@ -50,11 +51,17 @@ class Controller(QObject):
     """A new utterance began streaming (its sample rate); the waveform resets."""
     error = Signal(str, str)
     notice = Signal(str)
+    playback_lost = Signal(str)
+    """The output device refused a stream: playback is off from now on (export still works)."""
     catalog_loaded = Signal(list)
     catalog_failed = Signal(str)
     download_progress = Signal(str, int, int)
     download_finished = Signal(str, str)
     voices_changed = Signal(list)
+    _request_prepare = Signal(dict)
+    _request_synthesis = Signal(dict)
+    _request_shutdown = Signal()
+    """Queued to the worker thread: the only way the GUI asks the engine for work."""
 
     def __init__(
         self,
@@ -72,12 +79,12 @@ class Controller(QObject):
         self.player = StreamPlayer(stream_factory)
         self.playback_unavailable = None if stream_factory else probe_output()
         self.tasks = BackgroundTasks(self)
+        self._downloads_cancel = threading.Event()
         self.device_info: dict[str, Any] | None = None
         self.presets: dict[str, dict[str, Any]] = {}
         self.formats: list[str] = ["WAV", "FLAC", "OGG"]
         self.chatterbox: dict[str, Any] = {"ready": False}
         self.engine_available = False
-        self.last_result_device = ""
         self.live_chunks: list[np.ndarray] = []
         self.live_sample_rate = 0
         self._load_state()
@@ -136,14 +143,7 @@ class Controller(QObject):
             caps.PRESET_MAX_SPEED: caps.applicable_config(max_speed, reasons),
         }
 
-    def current_preset(self) -> str:
-        return caps.matching_preset(self.effective_config(), self.preset_configs())
-
     # ----- worker ------------------------------------------------------------------------------
-
-    _request_prepare = Signal(dict)
-    _request_synthesis = Signal(dict)
-    _request_shutdown = Signal()
 
     def _start_worker(self, backend_loader) -> None:
         self.thread = QThread(self)
@@ -153,7 +153,8 @@ class Controller(QObject):
         self.thread.started.connect(self.worker.start)
         self._request_prepare.connect(self.worker.prepare)
         self._request_synthesis.connect(self.worker.synthesize)
-        self._request_shutdown.connect(self.worker.shutdown)
+        # blocking, so the worker has released the model and joined its sampler before quit()
+        self._request_shutdown.connect(self.worker.shutdown, Qt.BlockingQueuedConnection)
         w = self.worker
         w.engine_ready.connect(self._on_engine_ready)
         w.engine_unavailable.connect(self._on_engine_unavailable)
@@ -181,6 +182,7 @@ class Controller(QObject):
                 log.error("the engine worker did not stop within %.0f s", timeout_ms / 1000)
         else:
             finished = True
+        self._downloads_cancel.set()
         self.tasks.shutdown()
         return finished
 
@@ -188,7 +190,7 @@ class Controller(QObject):
         self.engine_available = True
         self.device_info = payload["device_info"]
         self.presets = payload["presets"]
-        self.formats = payload.get("formats") or self.formats
+        self.formats = [f.lstrip(".").upper() for f in payload.get("formats") or self.formats]
         self.chatterbox = payload.get("chatterbox") or self.chatterbox
         if self.config_is_default:
             self.config = dict(self.preset_configs()[caps.PRESET_MAX_SPEED])  # first run: show what it can do
@@ -295,7 +297,7 @@ class Controller(QObject):
         self.tasks.submit("catalog", _fetch_catalog)
 
     def download_voice(self, key: str, entry: dict[str, Any]) -> None:
-        self.tasks.submit(f"download:{key}", _download_voice, entry, with_progress=True)
+        self.tasks.submit(f"download:{key}", _download_voice, entry, self._downloads_cancel, with_progress=True)
 
     def list_installed_voices(self) -> None:
         self.tasks.submit("installed", _installed_voices)
@@ -314,7 +316,11 @@ class Controller(QObject):
             "options": dict(self.options),
             "label": label,
         }
-        self._pending[request_id] = {"text": text, "preset": caps.matching_preset(config, self.preset_configs())}
+        self._pending[request_id] = {
+            "text": text,
+            "voice": self.voice,
+            "preset": caps.matching_preset(config, self.preset_configs()),
+        }
         self._request_synthesis.emit(job)
         return request_id
 
@@ -345,7 +351,7 @@ class Controller(QObject):
             run_id=request_id,
             started=time.time(),
             text=pending.get("text", ""),
-            voice=self.voice,
+            voice=pending.get("voice", self.voice),
             config_summary=result.get("config_summary", ""),
             preset=pending.get("preset", caps.PRESET_CUSTOM),
             device=result.get("device", ""),
@@ -356,7 +362,6 @@ class Controller(QObject):
             fallbacks=list(result.get("fallbacks", [])),
             label=result.get("label", ""),
         )
-        self.last_result_device = record.device
         self.history.add(record)
         self.metrics.add_run(record)
         if request_id == self._stream_id:
@@ -396,8 +401,8 @@ class Controller(QObject):
         try:
             action(*args)
         except PlaybackUnavailable as exc:
-            self.playback_unavailable = str(exc)
-            self.notice.emit(f"{exc} Playback is off; Export still works.")
+            self.playback_unavailable = f"{exc} Playback is off; Export still works."
+            self.playback_lost.emit(self.playback_unavailable)
 
     # ----- background tasks --------------------------------------------------------------------
 
@@ -454,11 +459,12 @@ def _fetch_catalog() -> list[dict[str, Any]]:
     return [{**asdict(e), "size": e.download_bytes, "installed": e.key in installed} for e in voices.fetch_catalog()]
 
 
-def _download_voice(entry: dict[str, Any], progress) -> str:
+def _download_voice(entry: dict[str, Any], cancel: threading.Event, progress) -> str:
     from engine import voices
 
-    fields = {k: entry[k] for k in ("key", "name", "language_code", "language_name", "quality", "num_speakers", "files")}
-    return str(voices.download_voice(voices.VoiceEntry(**fields), progress=progress))
+    names = ("key", "name", "language_code", "language_name", "quality", "num_speakers", "files")
+    fields = {k: entry[k] for k in names}
+    return str(voices.download_voice(voices.VoiceEntry(**fields), progress=progress, cancel=cancel))
 
 
 def _installed_voices() -> list[str]:

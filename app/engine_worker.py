@@ -254,7 +254,7 @@ class EngineWorker(QObject):
         gpu = (info.get("devices") or [{}])[0]
         return {
             "unoptimized": cfg.unoptimized().to_dict(),
-            "cpu": cfg.max_speed(cuda=False, bf16_supported=False, triton=False).to_dict(),
+            "cpu": cfg.max_speed(cuda=False, bf16_supported=bool(info.get("cpu_bf16")), triton=False).to_dict(),
             "cuda": cfg.max_speed(
                 cuda=True, bf16_supported=bool(gpu.get("bf16")), triton=bool(info.get("triton_available"))
             ).to_dict(),
@@ -281,7 +281,10 @@ class EngineWorker(QObject):
                 except Exception:  # a device being torn down mid-sample: skip this tick
                     continue
                 snapshot["rss"] = process.memory_info().rss
-                self.memory_sampled.emit(time.monotonic(), snapshot)
+                try:
+                    self.memory_sampled.emit(time.monotonic(), snapshot)
+                except RuntimeError:  # the worker object is gone: the app is closing
+                    return
 
         self._sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
         self._sampler.start()

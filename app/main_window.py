@@ -36,6 +36,8 @@ from .views.voice_panel import VoicePanel
 
 DISPLAY_INTERVAL_MS = 100
 """One display timer for every plot: 10 redraws a second at most, however fast data arrives."""
+LOGGERS = ("tts_turbo", "engine")
+"""Loggers shown in the Log tab: the app's and the engine's."""
 REDRAW_ORDER = ("waveform", "runs", "stages", "memory")
 """Which dirty plot the display timer redraws first."""
 
@@ -76,8 +78,9 @@ class MainWindow(QMainWindow):
         self.voice_browser: VoiceBrowser | None = None
         self.log_handler = QtLogHandler()
         self.log_handler.emitter.line.connect(self.log_view.appendPlainText)
-        logging.getLogger("tts_turbo").addHandler(self.log_handler)
-        logging.getLogger("tts_turbo").setLevel(logging.INFO)
+        for name in LOGGERS:
+            logging.getLogger(name).addHandler(self.log_handler)
+            logging.getLogger(name).setLevel(logging.INFO)
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -171,11 +174,11 @@ class MainWindow(QMainWindow):
         self.audio_panel.export_requested.connect(self._export_last)
         self.audio_panel.output_device_chosen.connect(c.set_output_device)
         self.audio_panel.autoplay_changed.connect(c.set_autoplay)
-        self.history_view.replay_requested.connect(c.replay)
+        self.history_view.replay_requested.connect(self._replay)
         self.history_view.export_requested.connect(c.export)
         self.history_view.clear_requested.connect(c.clear_history)
         self.compare_view.compare_requested.connect(self._compare)
-        self.compare_view.play_requested.connect(c.replay)
+        self.compare_view.play_requested.connect(self._replay)
         c.engine_ready.connect(self._engine_ready)
         c.phase_changed.connect(self._phase_changed)
         c.voice_loaded.connect(self._voice_loaded)
@@ -187,6 +190,8 @@ class MainWindow(QMainWindow):
         c.live_audio_started.connect(self._live_audio_started)
         c.error.connect(self._show_error)
         c.notice.connect(self.banner.show_notice)
+        c.playback_lost.connect(self.audio_panel.set_playback_unavailable)
+        c.playback_lost.connect(self.banner.show_notice)
         c.voices_changed.connect(lambda recent: self.voice_panel.set_voices(c.voice, recent))
         c.catalog_loaded.connect(lambda entries: self.voice_browser and self.voice_browser.set_catalog(entries))
         c.catalog_failed.connect(lambda message: self.voice_browser and self.voice_browser.show_error(message))
@@ -284,6 +289,13 @@ class MainWindow(QMainWindow):
         if not any(ids):
             self.compare_view.set_running(False)
 
+    def _replay(self, run_id: int) -> None:
+        """Play a past run and show its waveform under the playhead."""
+        record = self.controller.history.get(run_id)
+        if record is not None:
+            self.audio_panel.set_audio(record.audio, record.sample_rate)
+            self.controller.replay(run_id)
+
     def _play_last(self) -> None:
         record = self._last_plain_run()
         if record is not None:
@@ -324,6 +336,7 @@ class MainWindow(QMainWindow):
         player = c.player
         playing = player.is_playing and player.sample_rate
         self.audio_panel.set_playhead(player.played_samples / player.sample_rate if playing else None)
+        self.audio_panel.set_underruns(player.underflows)
 
     def _redraw(self, name: str) -> None:
         c = self.controller
@@ -339,7 +352,8 @@ class MainWindow(QMainWindow):
         s.set_bytes("geometry", self.saveGeometry())
         s.set_bytes("splitter", self.splitter.saveState())
         s.set_json("text", self.editor.editor.toPlainText())
-        logging.getLogger("tts_turbo").removeHandler(self.log_handler)
+        for name in LOGGERS:
+            logging.getLogger(name).removeHandler(self.log_handler)
         self.controller.shutdown()
         super().closeEvent(event)
 
@@ -353,5 +367,10 @@ def _group(title: str, widget: QWidget) -> QGroupBox:
 
 
 def load_stylesheet(app: QApplication) -> None:
+    """Fusion + the dark stylesheet; a missing resources/ folder leaves the default look, not a crash."""
     app.setStyle("Fusion")
-    app.setStyleSheet(resource_path("style.qss").read_text(encoding="utf-8"))
+    sheet = resource_path("style.qss")
+    if sheet.is_file():
+        app.setStyleSheet(sheet.read_text(encoding="utf-8"))
+    else:
+        logging.getLogger("tts_turbo.app").warning("stylesheet not found at %s", sheet)

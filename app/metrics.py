@@ -100,9 +100,6 @@ class ConfigPalette:
     def index(self, summary: str) -> int:
         return self._index.setdefault(summary, len(self._index) % len(PALETTE))
 
-    def color(self, summary: str) -> str:
-        return PALETTE[self.index(summary)]
-
     def items(self) -> list[tuple[str, str]]:
         return [(summary, PALETTE[i]) for summary, i in self._index.items()]
 
@@ -118,7 +115,6 @@ class LiveMetrics:
         """Columns: run id, × real time, palette index."""
         self.palette = ConfigPalette()
         self.last_stages: dict[str, float] = {}
-        self.last_run: RunRecord | None = None
         self._t0 = time.monotonic()
         self._dirty: set[str] = set()
 
@@ -129,7 +125,6 @@ class LiveMetrics:
     def add_run(self, record: RunRecord) -> None:
         self.runs.append((record.run_id, record.x_realtime, self.palette.index(record.config_summary)))
         self.last_stages = ordered_stages(record.stages)
-        self.last_run = record
         self._dirty.update(("runs", "stages"))
 
     def clear_runs(self) -> None:

@@ -1,10 +1,15 @@
-"""Paths to the bundled resources/ folder (icons, stylesheet, sample texts)."""
+"""Paths to the bundled resources (icons, stylesheet, sample texts).
+
+In a checkout they live in the repository's resources/ folder; a wheel may ship them inside the
+package as app/resources/ (pyproject's package-data), which wins when present.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+_PACKAGED = Path(__file__).resolve().parent / "resources"
+RESOURCES = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "resources"
 
 
 def resource_path(*parts: str) -> Path:

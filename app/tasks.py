@@ -28,7 +28,8 @@ class BackgroundTasks(QObject):
     def submit(self, token: str, job: Callable[..., Any], *args: Any, with_progress: bool = False) -> None:
         def run() -> None:
             try:
-                extra = {"progress": lambda done, total: self.progress.emit(token, done, total)} if with_progress else {}
+                report = lambda done, total: self.progress.emit(token, done, total)  # noqa: E731
+                extra = {"progress": report} if with_progress else {}
                 result = job(*args, **extra)
             except Exception as exc:  # reported to the user through the banner/dialog
                 self.failed.emit(token, str(exc) or type(exc).__name__, traceback.format_exc())

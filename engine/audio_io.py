@@ -21,7 +21,8 @@ def available_formats() -> list[str]:
     return [ext for ext, (fmt, _) in FORMATS.items() if fmt in have]
 
 
-def _check_target(path: Path) -> tuple[str, str]:
+def check_target(path: Path) -> tuple[str, str]:
+    """Format and subtype for `path`, or an InputError saying why it cannot be written."""
     ext = path.suffix.lower()
     if ext not in FORMATS:
         raise InputError(f"unsupported output format {ext or '(none)'!r}: use one of {', '.join(FORMATS)}")
@@ -42,7 +43,7 @@ class AudioWriter:
         import soundfile as sf
 
         self.path = Path(path)
-        fmt, subtype = _check_target(self.path)
+        fmt, subtype = check_target(self.path)
         self.tmp = self.path.with_name(f".{self.path.name}.partial")
         self.file = sf.SoundFile(str(self.tmp), "w", samplerate=sample_rate, channels=1, format=fmt, subtype=subtype)
         self.frames = 0

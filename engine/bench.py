@@ -43,6 +43,8 @@ def parity_sentences() -> list[str]:
 
 def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
     """Baseline, each optimization alone on top of it, and all on."""
+    from .runtime import cpu_bf16_fast
+
     base = OptimizationConfig.unoptimized()
     alone = {
         "eager_fp32": base,
@@ -64,7 +66,7 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
         )
     if triton or not cuda:
         alone["compile"] = dataclasses.replace(base, enable_compile=True, shape_buckets=True)
-    all_on = OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda, triton=triton)
+    all_on = OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or cpu_bf16_fast(), triton=triton)
     alone["all_on"] = dataclasses.replace(all_on, enable_compile=cuda and triton)
     alone["all_on_no_compile"] = dataclasses.replace(all_on, enable_compile=False)
     return alone

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from . import runtime
@@ -94,7 +95,7 @@ def preset_config(name: str, device):
     if name == "unoptimized":
         return OptimizationConfig.unoptimized()
     cuda = device.type == "cuda"
-    return OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda, triton=runtime.triton_available())
+    return OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or runtime.cpu_bf16_fast(), triton=runtime.triton_available())
 
 
 def _read_text(text: str) -> str:
@@ -102,7 +103,7 @@ def _read_text(text: str) -> str:
 
 
 def cmd_say(args) -> int:
-    from .audio_io import AudioWriter
+    from .audio_io import AudioWriter, check_target
     from .config import SynthesisOptions
     from .errors import InputError
     from .optimizer import AdvancedTTSOptimizer
@@ -111,6 +112,8 @@ def cmd_say(args) -> int:
 
     if not args.output and not args.play:
         raise InputError("nothing to do: give -o FILE and/or --play")
+    if args.output:
+        check_target(Path(args.output))  # fail before the slow part
     text = _read_text(args.text)
     extra = {k: v for k, v in (("exaggeration", args.exaggeration), ("cfg_weight", args.cfg_weight), ("temperature", args.temperature), ("voice_path", args.reference)) if v is not None}
     try:

@@ -79,6 +79,17 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
+@lru_cache(maxsize=1)
+def cpu_bf16_fast() -> bool:
+    """Native bf16 arithmetic on this CPU (AVX512-BF16 or AMX): only then does a bf16 decoder pay."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def device_info() -> dict[str, Any]:
     """What the UI and `doctor` show: versions, GPUs, what this build can run on them."""
     import torch
@@ -109,7 +120,7 @@ def device_info() -> dict[str, Any]:
         "triton_available": triton_available(),
         "physical_cores": physical_cores(),
         "torch_threads": torch.get_num_threads(),
-        "cpu_bf16": True,
+        "cpu_bf16": cpu_bf16_fast(),
     }
 
 

@@ -174,6 +174,7 @@ def copy_bootstrap(stage: Path) -> None:
             (dest / src.name).write_bytes(text.encode("utf-8"))
         elif src.suffix == ".py":
             shutil.copy2(src, dest / src.name)
+    shutil.copy2(HERE / "wheel_lock.py", dest / "wheel_lock.py")    # the bootstrap checks our wheel's sha256
     (stage / "assets").mkdir()
     shutil.copy2(HERE / "assets" / "ttsturbo.ico", stage / "assets" / "ttsturbo.ico")
 
@@ -224,7 +225,8 @@ def tiny_wheel(dest_dir: Path, name: str, version: str) -> Path:
     info = f"{dist}-{version}.dist-info"
     files = {f"{dist}/__init__.py": f'__version__ = "{version}"\n',
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense-Expression: MIT\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: build_payload\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: build_payload\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
     files[f"{info}/RECORD"] = "".join(f"{n},,\n" for n in files) + f"{info}/RECORD,,\n"
     with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
         for n, text in sorted(files.items()):

@@ -23,12 +23,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import OptimizationConfig  # noqa: E402
-from engine.models.base import StageTimes  # noqa: E402
-from engine.models.chatterbox.generate import SamplingParams, embeds_for  # noqa: E402
-from engine.models.chatterbox.random_checkpoint import full_config, random_conds, random_model, tiny_config, tokenizer_json  # noqa: E402
-from engine.models.chatterbox.tokenizer import EnTokenizer  # noqa: E402
-from engine.models.chatterbox.tts import ChatterboxTTS  # noqa: E402
+from engine.config import OptimizationConfig
+from engine.models.base import StageTimes
+from engine.models.chatterbox.generate import SamplingParams, embeds_for
+from engine.models.chatterbox.random_checkpoint import (
+    full_config,
+    random_conds,
+    random_model,
+    tiny_config,
+    tokenizer_json,
+)
+from engine.models.chatterbox.tokenizer import EnTokenizer
+from engine.models.chatterbox.tts import ChatterboxTTS
 
 AUDIO_PER_TOKEN_S = 0.04
 
@@ -54,7 +60,7 @@ def make_optimizer(config: OptimizationConfig, device: torch.device):
         from engine.optimizer import AdvancedTTSOptimizer
 
         return AdvancedTTSOptimizer(config, device)
-    except Exception as exc:  # the benchmark must run even if the engine-wide optimizer is mid-change
+    except Exception as exc:  # noqa: BLE001 - the benchmark must run even if the engine-wide optimizer is mid-change
         print(f"note: engine.optimizer unavailable ({exc}); using a minimal optimizer", file=sys.stderr)
         return _Optimizer(config, device)
 
@@ -163,7 +169,7 @@ def main() -> None:
     for name, config in plans:
         try:
             r = bench_config(name, tts, config, device, conds, text_ids, speech_tokens, args.tokens, args.runs)
-        except Exception as exc:  # report and go on: one failing configuration must not hide the others
+        except Exception as exc:  # noqa: BLE001 - report and go on: one failing configuration must not hide the others
             results["configs"].append({"name": name, "error": f"{type(exc).__name__}: {exc}"})
             print(f"{name}: FAILED {type(exc).__name__}: {exc}", flush=True)
             continue

@@ -28,8 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.models.chatterbox.model import load_chatterbox  # noqa: E402
-from engine.models.chatterbox.random_checkpoint import full_config, random_conds, random_model, write_checkpoint  # noqa: E402
+from engine.models.chatterbox.model import load_chatterbox
+from engine.models.chatterbox.random_checkpoint import (
+    full_config,
+    random_conds,
+    random_model,
+    write_checkpoint,
+)
 
 
 def rel(ours: torch.Tensor, ref: torch.Tensor) -> dict:
@@ -39,11 +44,10 @@ def rel(ours: torch.Tensor, ref: torch.Tensor) -> dict:
 
 
 def load_reference(folder: Path, device: torch.device):
-    from safetensors.torch import load_file
-
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.voice_encoder import VoiceEncoder
+    from safetensors.torch import load_file
 
     t3 = T3()
     t3.load_state_dict({k: v.float() for k, v in load_file(str(folder / "t3_cfg.safetensors")).items()}, strict=True)
@@ -117,7 +121,6 @@ def s3gen_parity(ours, ref_s3, conds, device) -> dict:
 
 def frontend_parity(ours, ref_s3, ref_ve, device) -> dict:
     import librosa
-
     from chatterbox.models.s3gen.utils.mel import mel_spectrogram
 
     sr = 24000

@@ -18,7 +18,12 @@ from PySide6.QtWidgets import (
 
 from .plots import empty_hint, styled_plot
 
-FORMAT_FILTERS = {"WAV": "WAV audio (*.wav)", "FLAC": "FLAC audio (*.flac)", "OGG": "Ogg Vorbis (*.ogg)", "MP3": "MP3 audio (*.mp3)"}
+FORMAT_FILTERS = {
+    "WAV": "WAV audio (*.wav)",
+    "FLAC": "FLAC audio (*.flac)",
+    "OGG": "Ogg Vorbis (*.ogg)",
+    "MP3": "MP3 audio (*.mp3)",
+}
 
 
 class AudioPanel(QWidget):
@@ -54,6 +59,9 @@ class AudioPanel(QWidget):
         self.device_box = QComboBox()
         self.device_box.setToolTip("Audio output device")
         self.device_box.activated.connect(lambda i: self.output_device_chosen.emit(self.device_box.itemData(i)))
+        self.underruns = QLabel()
+        self.underruns.setObjectName("notice")
+        self.underruns.setToolTip("Audio blocks that ran dry because synthesis fell behind playback")
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         self.notice.setObjectName("notice")
@@ -63,6 +71,7 @@ class AudioPanel(QWidget):
         row = QHBoxLayout()
         for widget in (self.play_button, self.stop_button, self.autoplay_box):
             row.addWidget(widget)
+        row.addWidget(self.underruns)
         row.addStretch(1)
         row.addWidget(QLabel("Output"))
         row.addWidget(self.device_box)
@@ -86,6 +95,11 @@ class AudioPanel(QWidget):
         self.playhead.setVisible(seconds is not None)
         if seconds is not None:
             self.playhead.setValue(seconds)
+
+    def set_underruns(self, count: int) -> None:
+        text = f"⚠ {count} underrun{'s' if count != 1 else ''}" if count else ""
+        if text != self.underruns.text():
+            self.underruns.setText(text)
 
     def set_has_audio(self, has_audio: bool) -> None:
         self.export_button.setEnabled(has_audio)

@@ -102,7 +102,7 @@ class CompareView(QWidget):
         self.memory_bars.setOpts(height=peaks)
         self.speed_plot.setYRange(0, max(max(speeds), 1e-3) * 1.15, padding=0)
         self.memory_plot.setYRange(0, max(max(peaks), 1.0) * 1.15, padding=0)
-        for x, (speed, peak) in enumerate(zip(speeds, peaks)):
+        for x, (speed, peak) in enumerate(zip(speeds, peaks, strict=True)):
             self.speed_labels[x].setText(f"{speed:.1f}×")
             self.speed_labels[x].setPos(x, speed)
             self.memory_labels[x].setText(f"{peak:.0f} MiB" if peak else "")

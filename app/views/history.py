@@ -22,6 +22,21 @@ from ..metrics import RunRecord, format_bytes
 COLUMNS = ("Time", "Text", "Config", "Device", "Audio s", "× real time", "RTF", "VRAM peak")
 
 
+def row_table(columns: tuple[str, ...], stretch_column: int) -> QTableWidget:
+    """A read-only table that selects whole rows, sized to its contents with one stretching column."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setSelectionBehavior(QAbstractItemView.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    table.verticalHeader().hide()
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeToContents)
+    header.setSectionResizeMode(stretch_column, QHeaderView.Stretch)
+    return table
+
+
 class HistoryView(QWidget):
     replay_requested = Signal(int)
     export_requested = Signal(int, str)
@@ -30,16 +45,7 @@ class HistoryView(QWidget):
     def __init__(self, max_rows: int = 100, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.max_rows = max_rows
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.setAlternatingRowColors(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table = row_table(COLUMNS, stretch_column=1)
         self.table.doubleClicked.connect(lambda index: self._emit_replay(index.row()))
         self.replay_button = QPushButton("▶ Replay")
         self.replay_button.clicked.connect(lambda: self._emit_replay(self.table.currentRow()))
@@ -98,6 +104,7 @@ class HistoryView(QWidget):
         run_id = self.run_id_at(self.table.currentRow())
         if run_id is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export run", f"run-{run_id}.wav", "Audio (*.wav *.flac *.ogg *.mp3)")
+        filters = "Audio (*.wav *.flac *.ogg *.mp3)"
+        path, _ = QFileDialog.getSaveFileName(self, "Export run", f"run-{run_id}.wav", filters)
         if path:
             self.export_requested.emit(run_id, path)

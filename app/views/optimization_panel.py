@@ -39,11 +39,15 @@ LABELS = {
     "preallocate_buffers": "Buffer pool",
     "enable_tf32": "TF32 matmul/conv",
     "shape_buckets": "Shape buckets",
-    "graph_warmup_iters": "Graph warm-up iterations",
-    "max_batch_size": "Max batch size",
+    "graph_warmup_iters": "Graph warm-ups",
+    "max_batch_size": "Max batch",
 }
 
-DEPENDS_ON = {"compile_mode": "enable_compile", "graph_warmup_iters": "enable_cuda_graphs", "max_batch_size": "batch_preprocessing"}
+DEPENDS_ON = {
+    "compile_mode": "enable_compile",
+    "graph_warmup_iters": "enable_cuda_graphs",
+    "max_batch_size": "batch_preprocessing",
+}
 """A setting that only matters while another toggle is on."""
 
 INT_RANGES = {"num_threads": (0, 256), "graph_warmup_iters": (0, 20), "max_batch_size": (1, 256)}
@@ -63,8 +67,12 @@ class OptimizationPanel(QWidget):
         self.reasons: dict[str, str] = {}
         self.controls: dict[str, QWidget] = {}
         self.preset_box = QComboBox()
+        self.preset_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_box.setMinimumContentsLength(10)
         self.preset_box.addItems(list(PRESET_NAMES))
-        self.preset_box.setToolTip("Unoptimized is the fp32 eager reference; Max speed turns on everything that applies here")
+        self.preset_box.setToolTip(
+            "Unoptimized is the fp32 eager reference; Max speed turns on everything that applies here"
+        )
         self.preset_box.activated.connect(self._preset_chosen)
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)
@@ -104,6 +112,8 @@ class OptimizationPanel(QWidget):
             control.toggled.connect(self._edited)
         elif spec.kind == "choice":
             control = QComboBox()
+            control.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            control.setMinimumContentsLength(8)
             control.addItems(list(spec.choices))
             control.currentTextChanged.connect(self._edited)
         else:

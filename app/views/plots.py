@@ -29,6 +29,8 @@ def styled_plot(title: str, left: str, bottom: str) -> pg.PlotWidget:
     plot.setLabel("left", left)
     plot.setLabel("bottom", bottom)
     plot.showGrid(x=True, y=True, alpha=GRID_ALPHA)
+    for side in ("left", "bottom"):
+        plot.getAxis(side).enableAutoSIPrefix(False)  # "seconds (x0.001)" reads worse than plain numbers
     plot.setMenuEnabled(False)
     plot.setMouseEnabled(x=False, y=False)
     plot.hideButtons()
@@ -103,6 +105,7 @@ class LivePlots(QWidget):
             self.legend.setText("")
             return
         self.speed_line.setData(runs[:, 0], runs[:, 1])
+        self.speed_plot.setYRange(0, max(float(runs[:, 1].max()), 1e-3) * 1.15, padding=0)  # honest: from zero
         brushes = [pg.mkBrush(PALETTE[int(i)]) for i in runs[:, 2]]
         self.speed_points.setData(x=runs[:, 0], y=runs[:, 1], brush=brushes)
         self.legend.setText(

@@ -6,21 +6,19 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ..metrics import format_bytes
+from .history import row_table
 
 COLUMNS = ("Language", "Voice", "Quality", "Speakers", "Size", "")
 
@@ -37,14 +35,7 @@ class VoiceBrowser(QDialog):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter by language, name or quality…")
         self.filter.textChanged.connect(self._apply_filter)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table = row_table(COLUMNS, stretch_column=1)
         self.status = QLabel("Loading the voice list…")
         self.status.setWordWrap(True)
         self.status.setObjectName("muted")
@@ -56,13 +47,14 @@ class VoiceBrowser(QDialog):
         self.download_button.setObjectName("primary")
         self.download_button.clicked.connect(self._download)
         row = QHBoxLayout()
-        row.addWidget(self.progress, 1)
+        row.addStretch(1)
         row.addWidget(self.refresh_button)
         row.addWidget(self.download_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.filter)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.status)
+        layout.addWidget(self.progress)
         layout.addLayout(row)
 
     def refresh(self) -> None:

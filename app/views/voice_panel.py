@@ -26,7 +26,7 @@ CHATTERBOX = "chatterbox"
 
 KNOBS = (
     # key, label, minimum, maximum, step, decimals, tooltip
-    ("length_scale", "Speed (length scale)", 0.3, 3.0, 0.05, 2, "Phoneme duration multiplier: above 1 is slower speech."),
+    ("length_scale", "Speed (length scale)", 0.3, 3.0, 0.05, 2, "Duration multiplier: above 1 is slower speech."),
     ("noise_scale", "Noise scale", 0.0, 1.5, 0.05, 3, "Prior sampling noise: lower is flatter but more stable speech."),
     ("noise_w", "Noise width", 0.0, 1.5, 0.05, 3, "Duration noise: 0 makes the rhythm identical on every run."),
     ("sentence_silence", "Sentence gap (s)", 0.0, 3.0, 0.05, 2, "Silence inserted after each sentence."),

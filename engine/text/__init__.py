@@ -1,7 +1,7 @@
 """Text front end: normalisation, chunking, phonemes and ids. Language-aware; models never see text."""
 
-from .normalize import normalize_text, MAX_TEXT_CHARS
+from .normalize import MAX_TEXT_CHARS, has_speakable_text, has_visible_text, normalize_text
 from .chunk import split_chunks
 from .ids import phonemes_to_ids
 
-__all__ = ["normalize_text", "split_chunks", "phonemes_to_ids", "MAX_TEXT_CHARS"]
+__all__ = ["normalize_text", "has_speakable_text", "has_visible_text", "split_chunks", "phonemes_to_ids", "MAX_TEXT_CHARS"]

@@ -33,6 +33,16 @@ def _clean_char(ch: str) -> str:
     category = unicodedata.category(ch)
     if category == "Cc":
         return " "
-    if category in ("Cf", "Cs", "Co", "Cn"):
-        return ""
+    if category in ("Cf", "Cs", "Co", "Cn", "So", "Sk"):  # format chars, emoji and pictographs
+        return " " if category == "So" else ""
     return ch
+
+
+def has_visible_text(text: str) -> bool:
+    """Anything but whitespace and control/format characters."""
+    return any(not ch.isspace() and unicodedata.category(ch)[0] != "C" for ch in text)
+
+
+def has_speakable_text(text: str) -> bool:
+    """At least one letter or digit: punctuation, symbols and emoji alone are not speech."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)

@@ -52,14 +52,15 @@ def png(n: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     head = struct.pack(">IIBBBBB", n, n, 8, 6, 0, 0, 0)               # 8-bit RGBA
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(render(n), 9)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(render(n), 9))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + idat + chunk(b"IEND", b"")
 
 
 def ico(sizes=SIZES) -> bytes:
     """ICO container with PNG-compressed entries (supported since Windows Vista, and by NSIS)."""
     images = [png(n) for n in sizes]
     out, offset = bytearray(struct.pack("<HHH", 0, 1, len(images))), 6 + 16 * len(images)
-    for n, data in zip(sizes, images):
+    for n, data in zip(sizes, images, strict=True):
         out += struct.pack("<BBBBHHII", n % 256, n % 256, 0, 0, 1, 32, len(data), offset)
         offset += len(data)
     return bytes(out + b"".join(images))

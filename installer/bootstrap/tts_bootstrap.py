@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gpu_select
+from wheel_lock import sha256_file  # copied next to this file by build_payload.py
 
 # 2 is argparse's "bad arguments"; 7 ("no Python") comes from bootstrap.cmd.
 EXIT_OK, EXIT_VENV, EXIT_BASE, EXIT_TORCH, EXIT_APP, EXIT_BUSY, EXIT_DOCTOR = 0, 3, 4, 5, 6, 8, 9
@@ -137,7 +137,7 @@ class Bootstrap:
     def install_app(self) -> None:
         manifest = json.loads(self.L.manifest.read_text(encoding="utf-8"))
         wheel = self.L.root / "app" / manifest["app_wheel"]["file"]
-        if not wheel.exists() or sha256(wheel) != manifest["app_wheel"]["sha256"]:
+        if not wheel.exists() or sha256_file(wheel) != manifest["app_wheel"]["sha256"]:
             raise StageError(EXIT_APP, f"{wheel.name} is missing or damaged; reinstall TTS Turbo.")
         rc = self.pip_install(*self.offline(), "--no-deps", "--reinstall-package", "tts-turbo", str(wheel))
         self.must(rc, EXIT_APP, "Could not install the TTS Turbo package.")
@@ -227,21 +227,14 @@ def summary_lines(r: Report, error: str | None, log: Path) -> list[str]:
     if r.decision:
         lines.append(f"GPU check: {r.decision.reason}")
     if r.torch and doc.get("cuda_version"):
+        triton = "yes" if doc.get("triton_available") else "no"
         lines.append(f"torch {r.torch} (CUDA {doc['cuda_version']}), compute capability "
-                     f"{doc.get('compute_capability')}, torch.compile/triton: {'yes' if doc.get('triton_available') else 'no'}")
+                     f"{doc.get('compute_capability')}, torch.compile/triton: {triton}")
     elif r.torch:
         lines.append(f"torch {r.torch} (CPU build)")
     lines += [f"Warning: {w}" for w in r.warnings]
     lines.append(f"Log: {log}")
     return lines
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # -- Windows I/O -------------------------------------------------------------------------------------------

@@ -135,7 +135,8 @@ class FakeWrapper:
             audio = (0.3 * np.sin(np.arange(n) * (2 * np.pi * (200 + 40 * index) / rate))).astype(np.float32)
             pieces.append(audio)
             if on_chunk is not None:
-                on_chunk(SimpleNamespace(audio=audio, sample_rate=rate, index=index, count=len(sentences), text=sentence))
+                chunk = SimpleNamespace(audio=audio, sample_rate=rate, index=index, count=len(sentences), text=sentence)
+                on_chunk(chunk)
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         total = time.perf_counter() - started
         audio_s = len(audio) / rate

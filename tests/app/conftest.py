@@ -1,4 +1,4 @@
-"""Headless Qt for every app test: offscreen platform, isolated QSettings, no network, fake streams."""
+"""Headless Qt for every app test: offscreen platform, isolated QSettings, no hub access, fake streams."""
 
 from __future__ import annotations
 
@@ -7,18 +7,22 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ["HF_HUB_OFFLINE"] = "1"
 # The repository root (for `app`, `engine`) and this folder (for `app_fakes`) on sys.path, whatever
 # pytest's import mode and however it was started.
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parents[1]), str(HERE)]
 
-import pytest
-from PySide6.QtCore import QSettings
+import pytest  # noqa: E402 - after the sys.path setup above
+from app_fakes import FakeStream, fake_backend  # noqa: E402 - after the sys.path setup above
+from PySide6.QtCore import QSettings  # noqa: E402 - after the sys.path setup above
 
-from app.settings import AppSettings
+from app.settings import AppSettings  # noqa: E402 - after the sys.path setup above
 
-from app_fakes import FakeStream, fake_backend
+
+@pytest.fixture(autouse=True)
+def no_hub(monkeypatch):
+    """Tests never download: the voice catalog sees the hub as offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def test_record_derives_audio_seconds_and_speed():
 
 def test_history_is_bounded_and_clearable():
     history = RunHistory(max_runs=3)
-    for i in range(5):
+    for _ in range(5):
         history.add(_record(history.next_id()))
     assert [r.run_id for r in history] == [3, 4, 5]
     assert history.get(1) is None and history.get(4).run_id == 4

@@ -4,10 +4,9 @@ import threading
 import time
 
 import numpy as np
+from app_fakes import FakeStream
 
 from app.playback import PlaybackUnavailable, StreamPlayer
-
-from app_fakes import FakeStream
 
 RATE = 16000
 

@@ -16,7 +16,8 @@ print(before - sys.getrefcount(None))
 
 
 def _dropped(shield: str) -> int:
-    out = subprocess.run([sys.executable, "-c", LEAK_PROBE.format(shield=shield)], capture_output=True, text=True, timeout=60)
+    code = LEAK_PROBE.format(shield=shield)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return int(out.stdout.split()[-1])
 

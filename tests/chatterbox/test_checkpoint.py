@@ -9,7 +9,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine.errors import ModelNotAvailableError, VoiceLoadError
-from engine.models.chatterbox.checkpoint import FrozenBatchNorm, WNConv1d, export_official, load_module, read_header
+from engine.models.chatterbox.checkpoint import (
+    FrozenBatchNorm,
+    WNConv1d,
+    export_official,
+    load_module,
+    read_header,
+)
 from engine.models.chatterbox.model import ChatterboxConfig, load_chatterbox
 from engine.models.chatterbox.random_checkpoint import random_model, tiny_config
 

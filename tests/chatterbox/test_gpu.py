@@ -9,7 +9,11 @@ from engine.config import OptimizationConfig, SynthesisOptions
 from engine.models.base import StageTimes
 from engine.models.chatterbox.generate import S3GenRunner, SamplingParams, T3Decoder
 from engine.models.chatterbox.graphs import GraphCache
-from engine.models.chatterbox.random_checkpoint import random_conds, random_model, tiny_config
+from engine.models.chatterbox.random_checkpoint import (
+    random_conds,
+    random_model,
+    tiny_config,
+)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 CUDA = torch.device("cuda")
@@ -57,8 +61,8 @@ def test_flow_graph_replay_equals_eager(model):
 
 
 def test_optimized_pipeline_bf16_graphs(tmp_path, fake_optimizer):
-    from engine.models.chatterbox.random_checkpoint import write_checkpoint
     from engine.models.chatterbox import load
+    from engine.models.chatterbox.random_checkpoint import write_checkpoint
 
     tts = load(str(write_checkpoint(tmp_path / "ckpt", tiny_config(), seed=2)), CUDA)
     opt = fake_optimizer(OptimizationConfig(enable_bf16=True, enable_cuda_graphs=True), "cuda")

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from engine.models.chatterbox.generate import S3GenRunner
-from engine.models.chatterbox.random_checkpoint import random_conds, random_model, tiny_config
+from engine.models.chatterbox.random_checkpoint import (
+    random_conds,
+    random_model,
+    tiny_config,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 
 import build_payload
 import tts_bootstrap as tb
+import wheel_lock
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nvidia_smi"
 RTX5090 = ((FIXTURES / "rtx5090_query.txt").read_text(), None)
@@ -47,7 +48,8 @@ def layout(tmp_path):
     L = tb.Layout(tmp_path)
     (tmp_path / "app").mkdir()
     whl = build_payload.tiny_wheel(tmp_path / "app", "tts-turbo", "0.1.0")
-    (tmp_path / "manifest.json").write_text(json.dumps({"app_wheel": {"file": whl.name, "sha256": tb.sha256(whl)}}))
+    app_wheel = {"file": whl.name, "sha256": wheel_lock.sha256_file(whl)}
+    (tmp_path / "manifest.json").write_text(json.dumps({"app_wheel": app_wheel}))
     return L
 
 

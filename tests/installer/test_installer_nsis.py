@@ -9,7 +9,8 @@ import pytest
 import build_payload
 
 NSI = build_payload.NSI.read_text(encoding="utf-8")
-needs_makensis = pytest.mark.skipif(shutil.which("makensis") is None, reason="makensis not installed (apt-get install nsis)")
+needs_makensis = pytest.mark.skipif(shutil.which("makensis") is None,
+                                    reason="makensis not installed (apt-get install nsis)")
 needs_7z = pytest.mark.skipif(shutil.which("7z") is None, reason="7z not installed (apt-get install p7zip-full)")
 
 
@@ -73,7 +74,8 @@ def test_bootstrap_cmd_is_crlf(built):
 def test_uninstaller_removes_every_top_level_entry():
     """Everything the payload or the bootstrap puts in $INSTDIR has a matching RMDir /r or Delete."""
     section = NSI[NSI.index('Section "Uninstall"'):]
-    removed = set(re.findall(r'_RemoveDir "([^"]+)"', section)) | set(re.findall(r'Delete "\$INSTDIR\\([^"\\]+)"', section))
+    removed = set(re.findall(r'_RemoveDir "([^"]+)"', section))
+    removed |= set(re.findall(r'Delete "\$INSTDIR\\([^"\\]+)"', section))
     assert set(build_payload.TOP_LEVEL) | {"env", "logs", "state", "python-managed", "uninstall.exe"} <= removed
     assert "RMDir /r \"$INSTDIR\"" not in section                        # never wipe a user-chosen folder
 

@@ -172,7 +172,7 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, rolloff: float = 0.99
     g = math.gcd(orig_sr, new_sr)
     orig, new = orig_sr // g, new_sr // g
     base = min(orig, new) * rolloff
-    width = int(math.ceil(zeros * orig / base))
+    width = math.ceil(zeros * orig / base)
     idx = torch.arange(-width, width + orig, dtype=torch.float64)[None] / orig
     t = (torch.arange(0, -new, -1, dtype=torch.float64)[:, None] / new + idx) * base
     t = t.clamp(-zeros, zeros)
@@ -183,7 +183,7 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, rolloff: float = 0.99
     n = wav.shape[-1]
     x = F.pad(wav.reshape(1, 1, n), (width, width + orig))
     y = F.conv1d(x, kernel[:, None], stride=orig)
-    return y[0].T.reshape(-1)[: int(math.ceil(new * n / orig))]
+    return y[0].T.reshape(-1)[: math.ceil(new * n / orig)]
 
 
 def trim_silence(wav: torch.Tensor, top_db: float = 20.0, frame: int = 2048, hop: int = 512) -> torch.Tensor:

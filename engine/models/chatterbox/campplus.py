@@ -29,7 +29,7 @@ class CAMPPlusConfig:
     embedding: int = 192
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "speaker_encoder.") -> "CAMPPlusConfig":
+    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "speaker_encoder.") -> CAMPPlusConfig:
         x = prefix + "xvector."
         layers = []
         for b in range(1, 4):

@@ -30,7 +30,7 @@ class EstimatorConfig:
     n_mid: int = 12
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "flow.decoder.estimator.") -> "EstimatorConfig":
+    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "flow.decoder.estimator.") -> EstimatorConfig:
         conv = shape_of(header, prefix + "down_blocks.0.0.block1.block.0.weight")
         return cls(
             in_channels=conv[1],

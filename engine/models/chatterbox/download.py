@@ -29,7 +29,7 @@ def _cached_snapshot(cache_dir: str | Path | None) -> Path | None:
 
         return Path(snapshot_download(REPO_ID, allow_patterns=list(REQUIRED_FILES), local_files_only=True,
                                       cache_dir=cache_dir))
-    except Exception:  # any hub error here means "not in the local cache"
+    except Exception:  # noqa: BLE001 - any hub error here means "not in the local cache"
         return None
 
 
@@ -50,15 +50,33 @@ def checkpoint_status(path: str | Path | None = None, cache_dir: str | Path | No
     return {"ready": not missing, "path": str(folder), "missing": missing}
 
 
+def _progress_class(progress: Any):
+    """None/True → the hub's own tqdm bars; a tqdm class → used as is; a callable(done, total) → fed by one."""
+    if progress is None or isinstance(progress, bool):
+        return None
+    if isinstance(progress, type):
+        return progress
+    from tqdm.auto import tqdm
+
+    class _Callback(tqdm):
+        def update(self, n=1):
+            out = super().update(n)
+            progress(int(self.n), int(self.total or 0))
+            return out
+
+    return _Callback
+
+
 def download(progress: Any = None, cache_dir: str | Path | None = None) -> Path:
-    """Fetch the checkpoint files into the Hugging Face cache; `progress` is a tqdm-compatible class."""
+    """Fetch the checkpoint files into the Hugging Face cache (progress: True, a tqdm class or a callback)."""
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:
         raise ModelNotAvailableError("huggingface_hub is not installed: pip install huggingface_hub") from exc
     kwargs: dict[str, Any] = {"allow_patterns": list(REQUIRED_FILES), "cache_dir": cache_dir}
-    if progress is not None:
-        kwargs["tqdm_class"] = progress
+    bar = _progress_class(progress)
+    if bar is not None:
+        kwargs["tqdm_class"] = bar
     try:
         folder = Path(snapshot_download(REPO_ID, local_files_only=_offline(), **kwargs))
     except Exception as exc:  # offline, DNS, HTTP, disk: all reported the same actionable way

@@ -11,8 +11,8 @@ Sampling order is the reference's: CFG → repetition penalty → temperature �
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -61,7 +61,7 @@ def process_logits(logits: torch.Tensor, seen: torch.Tensor, knobs: torch.Tensor
     l = l.masked_fill(probs < min_p * probs.max(), float("-inf"))
     sorted_l, order = torch.sort(l)
     remove = torch.softmax(sorted_l, dim=-1).cumsum(-1) <= 1 - top_p
-    remove[-1] = False  # always keep the most likely token
+    remove = torch.cat((remove[:-1], remove.new_zeros(1)))  # always keep the most likely token
     return l.masked_fill(remove.scatter(0, order, remove), float("-inf"))
 
 
@@ -76,7 +76,7 @@ class DecodeState:
     """Device buffers a decode step reads and writes (the graph's whole interface)."""
 
     def __init__(self, vocab: int, max_new: int, max_seq: int, device: torch.device):
-        long = dict(dtype=torch.long, device=device)
+        long = {"dtype": torch.long, "device": device}
         self.tok = torch.zeros(1, **long)
         self.n = torch.zeros(1, **long)  # tokens generated so far
         self.cache_pos = torch.zeros(1, **long)  # where the next input goes in the KV cache
@@ -105,7 +105,9 @@ class T3Decoder:
         self.state = DecodeState(t3.cfg.speech_vocab, max_new, self.max_seq, device)
         self.stop = t3.cfg.stop_speech
         self.step = self.decode_one_token
+        self.attn_bucket = ATTN_BUCKET
         if compile_mode is not None:
+            self.attn_bucket = 2 * ATTN_BUCKET  # each attention length is one Inductor compile: fewer, longer buckets
             # Inductor fuses the norms, RoPE and sampling; our own CUDA graph then wraps the compiled step,
             # so Inductor's cudagraph mode would be redundant.
             mode = "max-autotune-no-cudagraphs" if compile_mode == "max-autotune" else "default"
@@ -116,7 +118,7 @@ class T3Decoder:
         tok = sample(process_logits(logits, st.seen, st.knobs))
         st.tok.copy_(tok)
         st.tokens.index_copy_(0, st.n, tok)
-        st.seen.index_fill_(0, tok, True)
+        st.seen.scatter_(0, tok, torch.ones_like(tok, dtype=torch.bool))
         st.done.logical_or_(tok == self.stop)
         st.n.add_(1)
 
@@ -143,8 +145,8 @@ class T3Decoder:
 
     def decode_n_tokens(self, rows: int, prompt_len: int, n: int, stop_on_eos: bool) -> None:
         for i in range(n):
-            S = min(-(-(prompt_len + i + 1) // ATTN_BUCKET) * ATTN_BUCKET, self.max_seq)
-            self.graphs.run((rows, S), lambda: self.step(rows, S), self.state.snapshot, self.state.restore)
+            S = min(-(-(prompt_len + i + 1) // self.attn_bucket) * self.attn_bucket, self.max_seq)
+            self.graphs.run((rows, S), lambda rows=rows, S=S: self.step(rows, S), self.state.snapshot, self.state.restore)
             if stop_on_eos and (i + 1) % self.poll_every == 0 and bool(self.state.done):
                 break
 
@@ -181,7 +183,7 @@ class S3GenRunner:
 
     def _buffers(self, key: tuple, n_tok: int, n_frames: int) -> dict[str, torch.Tensor]:
         if key not in self.inputs:
-            f = dict(device=self.device)
+            f = {"device": self.device}
             self.inputs[key] = {
                 "tokens": torch.zeros(1, n_tok, dtype=torch.long, **f),
                 "valid": torch.zeros(1, n_tok, dtype=torch.bool, **f),

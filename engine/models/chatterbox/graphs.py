@@ -6,7 +6,8 @@ new inputs into those buffers before `run`. All graphs of one owner share one me
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import TensorInfo, WNConv1d, WNConvTranspose1d, conv_shape, count_indexed, shape_of
+from .checkpoint import (
+    TensorInfo,
+    WNConv1d,
+    WNConvTranspose1d,
+    conv_shape,
+    count_indexed,
+    shape_of,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class HiFTConfig:
         return math.prod(self.upsample_rates) * self.hop
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "mel2wav.") -> "HiFTConfig":
+    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "mel2wav.") -> HiFTConfig:
         n_up = count_indexed(header, prefix + "ups.")
         n_res = count_indexed(header, prefix + "resblocks.") // max(n_up, 1)
         pre = conv_shape(header, prefix + "conv_pre")

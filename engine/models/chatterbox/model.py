@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from ...errors import ModelNotAvailableError
@@ -32,7 +31,7 @@ class ChatterboxConfig:
     ve: VoiceEncoderConfig
 
     @classmethod
-    def from_folder(cls, folder: Path) -> "ChatterboxConfig":
+    def from_folder(cls, folder: Path) -> ChatterboxConfig:
         return cls(
             t3=T3Config.from_header(read_header(folder / T3_FILE)),
             s3gen=S3GenConfig.from_header(read_header(folder / S3GEN_FILE)),
@@ -73,6 +72,3 @@ def load_chatterbox(folder: str | Path) -> Chatterbox:
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
-def to_device(model: Chatterbox, device: torch.device) -> Chatterbox:
-    return model.to(device)

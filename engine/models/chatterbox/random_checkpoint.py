@@ -9,7 +9,6 @@ conds.pt in the reference's dict layout. Sizes come from a `ChatterboxConfig`, s
 from __future__ import annotations
 
 import string
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -18,7 +17,15 @@ from .campplus import CAMPPlusConfig
 from .cfm import EstimatorConfig
 from .checkpoint import export_official, rebuild_buffers
 from .hift import HiFTConfig
-from .model import CONDS_FILE, S3GEN_FILE, T3_FILE, TOKENIZER_FILE, VE_FILE, Chatterbox, ChatterboxConfig
+from .model import (
+    CONDS_FILE,
+    S3GEN_FILE,
+    T3_FILE,
+    TOKENIZER_FILE,
+    VE_FILE,
+    Chatterbox,
+    ChatterboxConfig,
+)
 from .s3gen import S3GenConfig
 from .s3gen_encoder import EncoderConfig
 from .s3tokenizer import S3TokenizerConfig
@@ -115,6 +122,3 @@ def write_checkpoint(folder: str | Path, cfg: ChatterboxConfig | None = None, se
     save_conds(random_conds(cfg, seed=seed), folder / CONDS_FILE)
     return folder
 
-
-def with_t3(cfg: ChatterboxConfig, **changes) -> ChatterboxConfig:
-    return replace(cfg, t3=replace(cfg.t3, **changes))

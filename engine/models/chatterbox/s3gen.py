@@ -6,7 +6,7 @@ Official layout of s3gen.safetensors: `tokenizer.*` (S3 tokenizer v2), `speaker_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -30,16 +30,16 @@ class S3GenConfig:
     token_dim: int = 512
     xvector_dim: int = 192
     mel_dim: int = 80
-    encoder: EncoderConfig = EncoderConfig()
-    estimator: EstimatorConfig = EstimatorConfig()
-    hift: HiFTConfig = HiFTConfig()
-    tokenizer: S3TokenizerConfig = S3TokenizerConfig()
-    campplus: CAMPPlusConfig = CAMPPlusConfig()
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    estimator: EstimatorConfig = field(default_factory=EstimatorConfig)
+    hift: HiFTConfig = field(default_factory=HiFTConfig)
+    tokenizer: S3TokenizerConfig = field(default_factory=S3TokenizerConfig)
+    campplus: CAMPPlusConfig = field(default_factory=CAMPPlusConfig)
     cfm_steps: int = 10
     cfg_rate: float = 0.7
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo]) -> "S3GenConfig":
+    def from_header(cls, header: dict[str, TensorInfo]) -> S3GenConfig:
         emb = shape_of(header, "flow.input_embedding.weight")
         spk = shape_of(header, "flow.spk_embed_affine_layer.weight")
         return cls(

@@ -29,7 +29,7 @@ class EncoderConfig:
     max_len: int = 5000
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "flow.encoder.") -> "EncoderConfig":
+    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "flow.encoder.") -> EncoderConfig:
         return cls(
             dim=shape_of(header, prefix + "embed.out.0.weight")[0],
             heads=shape_of(header, prefix + "encoders.0.self_attn.pos_bias_u")[0],

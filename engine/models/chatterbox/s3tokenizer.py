@@ -32,7 +32,7 @@ class S3TokenizerConfig:
         return self.dim // self.head_dim
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "tokenizer.") -> "S3TokenizerConfig":
+    def from_header(cls, header: dict[str, TensorInfo], prefix: str = "tokenizer.") -> S3TokenizerConfig:
         conv1 = shape_of(header, prefix + "encoder.conv1.weight")
         return cls(
             n_mels=conv1[1],

@@ -28,12 +28,12 @@ class Conditionals:
     prompt_feat: torch.Tensor  # (1, 2T, 80) 24 kHz log-mel
     embedding: torch.Tensor  # (1, 192) CAM++ x-vector
 
-    def to(self, device: torch.device) -> "Conditionals":
+    def to(self, device: torch.device) -> Conditionals:
         return Conditionals(**{k: v.to(device) for k, v in self.tensors().items()})
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return dict(speaker_emb=self.speaker_emb, t3_prompt=self.t3_prompt, prompt_token=self.prompt_token,
-                    prompt_feat=self.prompt_feat, embedding=self.embedding)
+        return {"speaker_emb": self.speaker_emb, "t3_prompt": self.t3_prompt, "prompt_token": self.prompt_token,
+                "prompt_feat": self.prompt_feat, "embedding": self.embedding}
 
     def to_official(self, exaggeration: float = 0.5) -> dict:
         """The reference's conds.pt layout: {"t3": T3Cond fields, "gen": S3Gen ref dict}."""
@@ -50,7 +50,7 @@ class Conditionals:
         }
 
     @classmethod
-    def from_official(cls, data: dict) -> "Conditionals":
+    def from_official(cls, data: dict) -> Conditionals:
         try:
             t3, gen = data["t3"], data["gen"]
             return cls(

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .audio import VoiceEncoderMel, trim_silence
-from .checkpoint import TensorInfo, count_indexed, shape_of
+from .checkpoint import TensorInfo, shape_of
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class VoiceEncoderConfig:
     min_coverage: float = 0.8
 
     @classmethod
-    def from_header(cls, header: dict[str, TensorInfo]) -> "VoiceEncoderConfig":
+    def from_header(cls, header: dict[str, TensorInfo]) -> VoiceEncoderConfig:
         return cls(
             n_mels=shape_of(header, "lstm.weight_ih_l0")[1],
             hidden=shape_of(header, "lstm.weight_hh_l0")[1],

@@ -551,7 +551,9 @@ class PiperVITS(nn.Module):
         m = torch.bmm(m_p, path.transpose(1, 2))
         logs = torch.bmm(logs_p, path.transpose(1, 2))
         z_p = (m + prior_noise * torch.exp(logs)) * y_mask
-        return self.flow.reverse(z_p, y_mask, g), y_mask
+        dtype = self.flow.flows["0"].pre.weight.dtype  # the prior is sampled in fp32 whatever the flow runs in
+        cond = g.to(dtype) if g is not None else None
+        return self.flow.reverse(z_p.to(dtype), y_mask.to(dtype), cond), y_mask
 
     def vocode(self, z, y_mask, g, padded: bool) -> torch.Tensor:
         """(B,inter,F) → (B, F·hop) float32 audio; `padded` masks every decoder conv input so

@@ -14,7 +14,7 @@ import torch
 from ...config import SynthesisOptions
 from ...errors import InputError
 from ...precision import ModulePolicy
-from ...text import normalize_text, phonemes_to_ids, split_chunks
+from ...text import has_speakable_text, has_visible_text, normalize_text, phonemes_to_ids, split_chunks
 from ...text.phonemize import phonemize
 from ..base import Segment, StageTimes
 from .config import VoiceConfig
@@ -38,7 +38,7 @@ PRECISION_POLICY = {
     # 25 dB in bf16 and bf16 in the encoder/duration path changes rounded durations (audio length).
     "enc_p": ModulePolicy((), "bf16 changed ceil'ed durations (2 of 417 tokens)"),
     "dp": ModulePolicy((), "duration rounding is length-critical"),
-    "flow": ModulePolicy((), "bf16 costs ~25 dB SNR; fp16 43 dB but the flow is launch-bound, so no gain"),
+    "flow": ModulePolicy((torch.float16,), "fp16 43 dB; bf16 only 25 dB, so the flow never runs in bf16"),
     "dec": ModulePolicy((torch.float16, torch.bfloat16), "fp16 57 dB, bf16 39 dB; holds most of the FLOPs"),
 }
 
@@ -71,8 +71,10 @@ class PiperTTS:
 
     def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
         clean = normalize_text(text)
-        if not clean:
+        if not has_visible_text(text):
             raise InputError("text is empty (nothing left after removing whitespace and control characters)")
+        if not has_speakable_text(clean):
+            raise InputError("text has nothing speakable (only symbols, emoji or punctuation)")
         segments: list[Segment] = []
         for paragraph in clean.split("\n\n"):
             for chunk in split_chunks(paragraph):
@@ -175,6 +177,6 @@ def load_piper(spec: str, device: torch.device) -> PiperTTS:
 
 
 def is_piper_spec(spec: str) -> bool:
-    return spec in ("", "default", "joe", "en_US-joe-medium") or spec.endswith(".onnx") or (
-        Path(spec).is_dir() and any(Path(spec).glob("*.onnx"))
-    )
+    """Bundled names, any file path (a wrong one gets Piper's specific error), or a voice folder."""
+    path = Path(spec)
+    return spec in ("", "default", "joe", "en_US-joe-medium") or bool(path.suffix) or (path.is_dir() and any(path.glob("*.onnx")))

@@ -1,0 +1,220 @@
+"""Each optimization's CPU-runnable path: same audio (within tolerance), stats move, fallbacks shown."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
+from engine.bench import snr_db
+from engine.buffers import BufferPool
+from engine.config import SynthesisOptions
+from engine.models.piper.model import RelativeAttention, inverse_rational_quadratic_spline, sequence_mask
+
+TEXT = "First sentence is short. The second one is a little longer, with a comma. Third!"
+SEEDED = SynthesisOptions(seed=3, normalize=False)
+
+
+def synth(model, cfg, text=TEXT, options=SEEDED):
+    optimizer = AdvancedTTSOptimizer(cfg, "cpu")
+    wrapper = OptimizedTTSWrapper(model, optimizer)
+    return wrapper.generate(text, options), optimizer
+
+
+@pytest.fixture(scope="module")
+def reference(joe_cpu):
+    return synth(joe_cpu, OptimizationConfig.unoptimized())[0].audio
+
+
+@pytest.mark.parametrize(
+    "flags, min_snr",
+    [
+        ({"enable_flash_attention": True}, 50),
+        ({"batch_preprocessing": True}, 50),
+        ({"shape_buckets": True}, 50),
+        ({"preallocate_buffers": True}, 50),
+        ({"use_inference_mode": False}, 50),
+        ({"enable_bf16": True}, 30),
+    ],
+)
+def test_optimization_keeps_length_and_quality(joe_cpu, reference, flags, min_snr):
+    result, optimizer = synth(joe_cpu, dataclasses.replace(OptimizationConfig.unoptimized(), **flags))
+    assert len(result.audio) == len(reference)
+    snr = snr_db(reference, result.audio)
+    print(f"\n{flags}: SNR {snr:.1f} dB")
+    assert snr >= min_snr
+    assert not optimizer.get_stats()["fallbacks"]
+
+
+def test_bf16_plan_keeps_fp32_islands(joe_cpu):
+    _, optimizer = synth(joe_cpu, dataclasses.replace(OptimizationConfig.unoptimized(), enable_bf16=True))
+    assert optimizer.get_stats()["precision"] == {"enc_p": "fp32", "dp": "fp32", "flow": "fp32", "dec": "bf16"}
+    synth(joe_cpu, OptimizationConfig.unoptimized())  # back to fp32 from the reference weights
+    assert all(p.dtype == torch.float32 for p in joe_cpu.model.parameters())
+
+
+def test_gpu_only_toggles_fall_back_visibly_on_cpu(joe_cpu, reference):
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_cuda_graphs=True, pin_memory=True, enable_fp16=True)
+    result, optimizer = synth(joe_cpu, cfg)
+    fallbacks = " | ".join(optimizer.get_stats()["fallbacks"])
+    assert "cuda_graphs: no CUDA device" in fallbacks
+    assert "pin_memory: no CUDA device" in fallbacks
+    assert "fp16 needs a CUDA GPU" in fallbacks
+    assert len(result.audio) == len(reference)
+
+
+def test_sdpa_attention_equals_plain_attention_with_padding():
+    torch.manual_seed(0)
+    attn = RelativeAttention(channels=64, n_heads=2, window_size=4)
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.normal_(0, 0.3)
+    x = torch.randn(3, 64, 37)
+    mask = sequence_mask(torch.tensor([37, 20, 5]), 37).unsqueeze(1)
+    bias = (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4
+    plain = attn(x, bias)
+    attn.use_sdpa = True
+    fused = attn(x, bias)
+    valid = mask.bool().expand_as(plain)
+    torch.testing.assert_close(fused[valid], plain[valid], rtol=1e-4, atol=1e-4)
+
+
+def _reference_spline_inverse(x, w, h, d, tail=5.0, mw=1e-3, mh=1e-3, md=1e-3):
+    """Boolean-indexed textbook version (Durkan et al. 2019) to check the dense one against."""
+    out = x.clone()
+    inside = (x >= -tail) & (x <= tail)
+    xi, wi, hi, di = x[inside], w[inside], h[inside], d[inside]
+    k = w.shape[-1]
+    di = torch.nn.functional.pad(di, (1, 1), value=math.log(math.exp(1 - md) - 1))
+    widths = mw + (1 - mw * k) * torch.softmax(wi, -1)
+    cw = torch.nn.functional.pad(torch.cumsum(widths, -1), (1, 0)) * 2 * tail - tail
+    cw[..., 0], cw[..., -1] = -tail, tail
+    widths = cw[..., 1:] - cw[..., :-1]
+    heights = mh + (1 - mh * k) * torch.softmax(hi, -1)
+    ch = torch.nn.functional.pad(torch.cumsum(heights, -1), (1, 0)) * 2 * tail - tail
+    ch[..., 0], ch[..., -1] = -tail, tail
+    heights = ch[..., 1:] - ch[..., :-1]
+    deriv = md + torch.nn.functional.softplus(di)
+    loc = ch.clone()
+    loc[..., -1] += 1e-6
+    idx = (torch.sum(xi[..., None] >= loc, -1) - 1)[..., None]
+    g = lambda t: t.gather(-1, idx)[..., 0]
+    delta = heights / widths
+    d0, d1 = g(deriv[..., :-1]), g(deriv[..., 1:])
+    dy = xi - g(ch)
+    s = d0 + d1 - 2 * g(delta)
+    a = dy * s + g(heights) * (g(delta) - d0)
+    b = g(heights) * d0 - dy * s
+    c = -g(delta) * dy
+    root = (2 * c) / (-b - torch.sqrt(b.pow(2) - 4 * a * c))
+    out[inside] = root * g(widths) + g(cw)
+    return out
+
+
+def test_dense_spline_matches_boolean_indexed_reference():
+    torch.manual_seed(1)
+    x = torch.randn(2, 1, 50) * 4  # some values in the linear tails
+    w, h, d = torch.randn(2, 1, 50, 10), torch.randn(2, 1, 50, 10), torch.randn(2, 1, 50, 9)
+    torch.testing.assert_close(inverse_rational_quadratic_spline(x, w, h, d), _reference_spline_inverse(x, w, h, d))
+
+
+def test_padded_decoder_equals_unpadded(joe_cpu):
+    model = joe_cpu.model
+    torch.manual_seed(2)
+    z = torch.randn(1, model.arch.inter_channels, 40)
+    with torch.inference_mode():
+        exact = model.vocode(z, torch.ones(1, 1, 40), None, padded=False)
+        z_pad = torch.nn.functional.pad(z, (0, 24), value=3.0)  # garbage past the end must not leak
+        mask = sequence_mask(torch.tensor([40]), 64).unsqueeze(1)
+        padded = model.vocode(z_pad, mask, None, padded=True)[:, : exact.shape[1]]
+    torch.testing.assert_close(padded, exact, rtol=1e-4, atol=1e-5)
+
+
+def test_batching_is_one_forward_for_many_sentences(joe_cpu):
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True)
+    optimizer = AdvancedTTSOptimizer(cfg, "cpu")
+    OptimizedTTSWrapper(joe_cpu, optimizer)
+    assert joe_cpu.runner.plan([30, 80, 50, 20, 60]) == [[0], [3, 2, 4, 1]]
+
+
+def test_stream_yields_first_sentence_before_the_rest(joe_cpu):
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), "cpu"))
+    stream = wrapper.stream("One. Two two. Three three three. " * 4, SEEDED)
+    first = next(stream)
+    assert first.index == 0 and first.count == 12
+    rest = list(stream)
+    assert [c.index for c in rest] == list(range(1, 12))
+    assert first.elapsed_s < rest[-1].elapsed_s
+    assert wrapper.last_timings.first_audio_s == pytest.approx(first.elapsed_s)
+
+
+def test_buffer_pool_reuses_by_size():
+    pool = BufferPool("cpu")
+    a = pool.get_buffer((4, 8))
+    pool.return_buffer(a)
+    b = pool.get_buffer((8, 4))  # same size, other shape: reused
+    c = pool.get_buffer((3,), torch.long)
+    assert b.data_ptr() == a.data_ptr() and b.shape == (8, 4)
+    assert pool.stats.as_dict() == {"hits": 1, "misses": 2, "bytes": 4 * 8 * 4 + 3 * 8, "outstanding": 2}
+    pool.return_buffer(b)
+    pool.return_buffer(c)
+    pool.clear()
+    assert pool.stats.bytes == 0
+
+
+def test_optimizer_buffer_api_and_clear_caches():
+    optimizer = AdvancedTTSOptimizer(OptimizationConfig(), "cpu")
+    buf = optimizer.get_buffer((16,), torch.float32)
+    optimizer.return_buffer(buf)
+    assert optimizer.get_stats()["pool"]["misses"] == 1
+    optimizer.clear_caches()
+    assert optimizer.get_stats()["pool"] == {"hits": 0, "misses": 0, "bytes": 0, "outstanding": 0}
+
+
+def test_voice_embedding_cache_keys_on_content(tmp_path, monkeypatch):
+    monkeypatch.setenv("TTS_TURBO_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def embed(path):
+        calls.append(path.name)
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8).astype(np.float32)
+        return {"mean": torch.tensor([data.mean()]), "len": torch.tensor([len(data)])}
+
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"\x01\x02\x03\x04")
+    copy = tmp_path / "renamed.wav"
+    copy.write_bytes(a.read_bytes())
+    optimizer = AdvancedTTSOptimizer(OptimizationConfig(), "cpu", voice_cache_size=2)
+    first = optimizer.get_voice_embedding(a, embed, "tiny")
+    assert optimizer.get_voice_embedding(copy, embed, "tiny")["mean"].item() == first["mean"].item()
+    assert calls == ["a.wav"]
+    optimizer.get_voice_embedding(a, embed, "other-model")
+    assert calls == ["a.wav", "a.wav"], "the model is part of the key"
+    a.write_bytes(b"\x09\x09")
+    assert optimizer.get_voice_embedding(a, embed, "tiny")["len"].item() == 2
+    assert len(optimizer.voice_cache) == 2, "LRU-bounded"
+    fresh = AdvancedTTSOptimizer(OptimizationConfig(), "cpu")
+    fresh.get_voice_embedding(copy, embed, "tiny")
+    assert calls == ["a.wav", "a.wav", "a.wav"], "persisted entries are read back from disk"
+    assert fresh.get_stats()["voice_cache"]["hits"] == 1
+
+
+def test_stats_report_threads_precision_and_memory(joe_cpu):
+    _, optimizer = synth(joe_cpu, dataclasses.replace(OptimizationConfig(), num_threads=1))
+    stats = optimizer.get_stats()
+    assert stats["threads"] == 1
+    assert set(stats["precision"]) == {"enc_p", "dp", "flow", "dec"}
+    assert stats["memory"] == {"allocated": 0, "reserved": 0, "peak": 0}
+    assert stats["summary"] == "fp32 eager"
+    from engine.runtime import apply_threads
+
+    apply_threads(0)
+
+
+def test_config_validation_errors_are_specific():
+    with pytest.raises(ValueError, match="compile_mode must be one of"):
+        OptimizationConfig(compile_mode="fastest")
+    with pytest.raises(ValueError, match="num_threads must be >= 0"):
+        OptimizationConfig(num_threads=-1)
