@@ -1,14 +1,14 @@
 """Paths to the bundled resources (icons, stylesheet, sample texts).
 
-In a checkout they live in the repository's resources/ folder; a wheel may ship them inside the
-package as app/resources/ (pyproject's package-data), which wins when present.
+In a checkout they live in the repository's resources/ folder; a wheel ships that folder inside
+the package as app/_resources/ (pyproject's package-dir), which wins when present.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGED = Path(__file__).resolve().parent / "resources"
+_PACKAGED = Path(__file__).resolve().parent / "_resources"
 RESOURCES = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "resources"
 
 

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="families and their state")
     download = models_sub.add_parser("download", help="download a model's weights")
-    download.add_argument("name", choices=("chatterbox",))
+    download.add_argument("name", choices=("chatterbox", "chatterbox-turbo"))
 
     sub.add_parser("gui", help="open the desktop app (also the default)")
     return parser
@@ -201,18 +201,19 @@ def cmd_models(args) -> int:
 
     if args.models_command == "list":
         for family in families():
-            state = ""
+            print(f"{family.name:12s} {family.description}")
             if family.name == "chatterbox":
                 from .models.chatterbox import checkpoint_status
 
-                status = checkpoint_status()
-                state = "ready" if status["ready"] else f"not downloaded (missing: {', '.join(status['missing'])})"
-            print(f"{family.name:12s} {family.description}" + (f"  [{state}]" if state else ""))
+                for variant, name in (("standard", "chatterbox"), ("turbo", "chatterbox-turbo")):
+                    status = checkpoint_status(variant=variant)
+                    state = f"ready in {status['path']}" if status["ready"] else f"not downloaded (missing: {', '.join(status['missing'])})"
+                    print(f"  {name:18s} {state}")
         return EXIT_OK
     from .models.chatterbox import download
 
-    path = download(progress=True)
-    print(f"chatterbox weights ready in {path}")
+    path = download(progress=True, variant="turbo" if args.name == "chatterbox-turbo" else "standard")
+    print(f"{args.name} weights ready in {path}")
     return EXIT_OK
 
 

@@ -28,9 +28,11 @@ from engine.models.base import StageTimes
 from engine.models.chatterbox.generate import SamplingParams, embeds_for
 from engine.models.chatterbox.random_checkpoint import (
     full_config,
+    full_turbo_config,
     random_conds,
     random_model,
     tiny_config,
+    tiny_turbo_config,
     tokenizer_json,
 )
 from engine.models.chatterbox.tokenizer import EnTokenizer
@@ -73,12 +75,13 @@ def sync(device):
 def one_call(tts: ChatterboxTTS, conds, text_ids, speech_tokens, n_tokens: int) -> dict:
     """T3 forced to n_tokens, then S3Gen + HiFT on a fixed token list; seconds per stage."""
     device = tts.device
-    params = SamplingParams(max_new_tokens=n_tokens)
+    params = SamplingParams(max_new_tokens=n_tokens, cfg_weight=0.0 if tts.turbo else 0.5,
+                            top_p=0.95 if tts.turbo else 1.0, min_p=0.0 if tts.turbo else 0.05)
     times = StageTimes()
     with torch.inference_mode():
         sync(device)
         t0 = time.perf_counter()
-        embeds = embeds_for(tts.model.t3, conds, text_ids, params.exaggeration, 2, device)
+        embeds = embeds_for(tts.model.t3, conds, text_ids, params.exaggeration, 1 if tts.turbo else 2, device)
         toks = tts.decoder.generate(embeds, params, stop_on_eos=False)
         sync(device)
         t1 = time.perf_counter()
@@ -136,13 +139,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true", help="tiny random model (smoke test of this script on CPU)")
+    ap.add_argument("--turbo", action="store_true", help="Chatterbox-Turbo sizes (GPT-2 medium T3, 2-step mean flow)")
     ap.add_argument("--skip-eager", action="store_true")
     ap.add_argument("--profile", action="store_true", help="append a kernel-time table of the optimized path")
     ap.add_argument("--compile", action="store_true", help="also measure all optimizations + torch.compile of the T3 step")
     args = ap.parse_args()
 
     device = torch.device(args.device)
-    cfg = tiny_config() if args.tiny else full_config()
+    if args.turbo:
+        cfg = tiny_turbo_config() if args.tiny else full_turbo_config()
+    else:
+        cfg = tiny_config() if args.tiny else full_config()
     t = time.perf_counter()
     model = random_model(cfg, seed=0, device=device)
     build_s = time.perf_counter() - t
@@ -151,13 +158,16 @@ def main() -> None:
         tokenizer = EnTokenizer(Path(tmp) / "tokenizer.json")
     conds = random_conds(cfg, prompt_tokens=250, seed=0).to(device)
     g = torch.Generator().manual_seed(0)
-    text_ids = [cfg.t3.start_text] + torch.randint(1, 255, (80,), generator=g).tolist() + [cfg.t3.stop_text]
+    text_ids = torch.randint(1, 255, (82 if args.turbo else 80,), generator=g).tolist()
+    if not args.turbo:
+        text_ids = [cfg.t3.start_text, *text_ids, cfg.t3.stop_text]
     speech_tokens = torch.randint(0, 6561, (args.tokens,), generator=g).tolist()
-    tts = ChatterboxTTS(model, tokenizer, conds, device, name="chatterbox-random")
+    tts = ChatterboxTTS(model, tokenizer, conds, device, name="chatterbox-turbo-random" if args.turbo else "chatterbox-random")
 
     results = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                "torch": torch.__version__, "tokens": args.tokens, "audio_s": args.tokens * AUDIO_PER_TOKEN_S,
-               "prompt_positions": cfg.t3.cond_len + len(text_ids) + 2, "build_s": build_s,
+               "variant": "turbo" if args.turbo else "standard",
+               "prompt_positions": cfg.t3.cond_len + len(text_ids) + (1 if args.turbo else 2), "build_s": build_s,
                "t3_config": asdict(cfg.t3), "configs": []}
     cuda = device.type == "cuda"
     plans = [] if args.skip_eager else [("eager fp32", OptimizationConfig.unoptimized())]

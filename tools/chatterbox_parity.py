@@ -111,7 +111,7 @@ def s3gen_parity(ours, ref_s3, conds, device) -> dict:
     torch.manual_seed(99)
     ref_wav, _ = ref_s3.mel2wav.inference(speech_feat=ref_mel, cache_source=torch.zeros(1, 1, 0, device=device))
     torch.manual_seed(99)
-    phase = -math.pi + 2 * math.pi * torch.rand(1, 9, 1, device=device)  # Uniform(-π, π).sample
+    phase = (-math.pi + 2 * math.pi * torch.rand(1, 9, 1)).to(device)  # Uniform(-π, π).sample draws on the CPU
     phase[:, 0] = 0
     noise = torch.randn(1, 9, ref_mel.shape[2] * 480, device=device)
     wav = ours.s3gen.mel2wav(ref_mel, phase, noise)

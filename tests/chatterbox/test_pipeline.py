@@ -105,3 +105,37 @@ def test_voice_cloning_through_optimizer_cache(tiny_tts, tmp_path, fake_optimize
 def test_describe(tiny_tts):
     d = tiny_tts.describe()
     assert d["family"] == "chatterbox" and d["sample_rate"] == 24000 and d["samples_per_token"] == 960
+
+
+def test_bf16_keeps_tables_fp32_and_fp32_is_restored_exactly(tiny_tts, tiny_ckpt, fake_optimizer):
+    from engine.models.chatterbox.model import load_chatterbox
+
+    m = tiny_tts.model
+    tiny_tts.optimize(fake_optimizer(OptimizationConfig(enable_bf16=True)))
+    try:
+        assert m.t3.speech_head.weight.dtype == torch.bfloat16
+        assert m.s3gen.flow.decoder.estimator.final_proj.weight.dtype == torch.bfloat16
+        assert m.s3gen.mel2wav.conv_pre.weight.dtype == torch.float32  # HiFT stays fp32
+        for table in (m.t3.tfmr.rope_cos, m.s3gen.flow.decoder.t_span, m.s3gen.flow.decoder.estimator.time_freqs):
+            assert table.dtype == torch.float32
+    finally:
+        tiny_tts.optimize(fake_optimizer(OptimizationConfig.unoptimized()))
+    fresh = load_chatterbox(tiny_ckpt)
+    torch.testing.assert_close(m.t3.speech_head.weight, fresh.t3.speech_head.weight, rtol=0, atol=0)
+
+
+def test_cancel_is_honoured_between_and_within_chunks(tiny_tts):
+    from engine.errors import SynthesisCancelled
+
+    opts = SynthesisOptions(seed=0, extra={"max_new_tokens": 64})
+    segs = tiny_tts.segment("One. Two.", opts)
+    with pytest.raises(SynthesisCancelled):
+        list(tiny_tts.synthesize(segs, opts, StageTimes(), lambda: True))
+    polls = []
+
+    def cancel_on_second_poll():
+        polls.append(1)
+        return len(polls) > 1
+
+    with pytest.raises(SynthesisCancelled, match="T3"):
+        list(tiny_tts.synthesize(segs[:1], opts, StageTimes(), cancel_on_second_poll))

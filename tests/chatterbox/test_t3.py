@@ -100,3 +100,21 @@ def test_llama3_rope_scaling():
     lo = wavelen > cfg.rope_original_len / cfg.rope_low_freq
     torch.testing.assert_close(inv[hi].double(), base[hi], rtol=1e-6, atol=0)  # high frequencies untouched
     torch.testing.assert_close(inv[lo].double(), base[lo] / 8, rtol=1e-6, atol=0)  # low frequencies ÷ factor
+
+
+def test_compile_failure_falls_back_to_eager_visibly():
+    torch.manual_seed(0)
+    t3 = _t3()
+    cond = t3.cond_embeds(torch.ones(1, 256) / 16, torch.arange(20)[None], torch.full((1, 1, 1), 0.5))
+    prompt = t3.prompt_embeds(cond, torch.tensor([255, 5, 6, 7, 0]), 2)
+    params = SamplingParams(temperature=1e-4, max_new_tokens=8, repetition_penalty=1.0)
+    eager = T3Decoder(t3, torch.device("cpu"), torch.float32, 256, 8, GraphCache(False)).generate(prompt, params, stop_on_eos=False)
+    notes = []
+    dec = T3Decoder(t3, torch.device("cpu"), torch.float32, 256, 8, GraphCache(False, on_fallback=lambda f, r: notes.append(f)))
+
+    def broken(rows, S):
+        raise RuntimeError("inductor failed")
+
+    dec.step = broken
+    assert dec.generate(prompt, params, stop_on_eos=False) == eager
+    assert notes == ["compile"]

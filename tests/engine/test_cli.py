@@ -172,3 +172,14 @@ def test_arch_support_reads_the_build_arch_list():
     assert _arch_supported(["sm_80", "sm_90", "sm_120"], 12, 0)
     assert not _arch_supported(["sm_75", "sm_80", "sm_86", "sm_90"], 12, 0)
     assert _arch_supported(["sm_80", "compute_90"], 12, 0), "PTX of an older arch JIT-compiles"
+
+
+def test_models_list_and_offline_download(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("TTS_TURBO_CHATTERBOX_DIR", raising=False)
+    assert main(["models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "piper" in listing and "chatterbox-turbo" in listing and "not downloaded (missing: t3_cfg.safetensors" in listing
+    assert main(["models", "download", "chatterbox"]) == 2
+    assert "tts-turbo models download chatterbox" in capsys.readouterr().err

@@ -13,40 +13,46 @@ import torch
 
 from ...errors import ModelNotAvailableError
 from ...registry import Family
-from .download import ENV_DIR, REPO_ID, checkpoint_status, download, find_checkpoint
-from .model import T3_FILE
+from .download import ENV_DIRS, REPOS, checkpoint_status, download, find_checkpoint
+from .model import T3_FILE, TURBO_T3_FILE
 
 __all__ = ["FAMILY", "checkpoint_status", "download", "load", "matches"]
 
 
+NAMES = ("chatterbox", "chatterbox-turbo")
+
+
 def matches(spec: str) -> bool:
-    """'chatterbox' (any case) or a folder holding t3_cfg.safetensors."""
-    if spec.strip().lower() == "chatterbox":
+    """'chatterbox' / 'chatterbox-turbo' (any case) or a folder holding t3_cfg / t3_turbo_v1 safetensors."""
+    if spec.strip().lower() in NAMES:
         return True
     path = Path(spec)
-    return path.is_dir() and (path / T3_FILE).is_file()
+    return path.is_dir() and ((path / T3_FILE).is_file() or (path / TURBO_T3_FILE).is_file())
 
 
 def load(spec: str, device: torch.device):
     from .model import CONDS_FILE, TOKENIZER_FILE, load_chatterbox
-    from .tokenizer import EnTokenizer
+    from .tokenizer import EnTokenizer, GPT2Tokenizer
     from .tts import ChatterboxTTS
     from .voice import load_conds
 
-    folder = find_checkpoint(None if spec.strip().lower() == "chatterbox" else spec)
+    name = spec.strip().lower()
+    variant = "turbo" if name == "chatterbox-turbo" else "standard"
+    folder = find_checkpoint(None if name in NAMES else spec, variant=variant)
     if folder is None:
         raise ModelNotAvailableError(
-            f"Chatterbox weights are not downloaded ({REPO_ID}); run 'tts-turbo models download chatterbox' "
-            f"or set {ENV_DIR} to a folder with the checkpoint files"
+            f"Chatterbox weights are not downloaded ({REPOS[variant]}); run 'tts-turbo models download "
+            f"{NAMES[variant == 'turbo']}' or set {ENV_DIRS[variant]} to a folder with the checkpoint files"
         )
     model = load_chatterbox(folder)
-    return ChatterboxTTS(model, EnTokenizer(folder / TOKENIZER_FILE), load_conds(folder / CONDS_FILE),
-                         torch.device(device), path=folder)
+    tokenizer = GPT2Tokenizer(folder) if model.cfg.turbo else EnTokenizer(folder / TOKENIZER_FILE)
+    return ChatterboxTTS(model, tokenizer, load_conds(folder / CONDS_FILE), torch.device(device), path=folder,
+                         name="chatterbox-turbo" if model.cfg.turbo else "chatterbox")
 
 
 FAMILY = Family(
     name="chatterbox",
     matches=matches,
     load=load,
-    description="Chatterbox (Resemble AI): zero-shot voice cloning, 24 kHz, English",
+    description="Chatterbox (Resemble AI): zero-shot voice cloning, 24 kHz, English; 'chatterbox-turbo' for Turbo",
 )

@@ -28,6 +28,7 @@ class EstimatorConfig:
     head_dim: int = 64
     n_blocks: int = 4
     n_mid: int = 12
+    meanflow: bool = False  # Turbo: the velocity also sees the step's end time r (mean flow)
 
     @classmethod
     def from_header(cls, header: dict[str, TensorInfo], prefix: str = "flow.decoder.estimator.") -> EstimatorConfig:
@@ -40,6 +41,7 @@ class EstimatorConfig:
             heads=shape_of(header, prefix + "down_blocks.0.1.0.attn1.to_q.weight")[0] // 64,
             n_blocks=count_indexed(header, prefix + "down_blocks.0.1."),
             n_mid=count_indexed(header, prefix + "mid_blocks."),
+            meanflow=prefix + "time_embed_mixer.weight" in header,
         )
 
 
@@ -152,6 +154,8 @@ class Estimator(nn.Module):
         self.up_blocks = nn.ModuleList([_stage(cfg, 2 * cfg.channels, True)])
         self.final_block = CausalBlock(cfg.channels, cfg.channels)
         self.final_proj = nn.Conv1d(cfg.channels, cfg.out_channels, 1)
+        if cfg.meanflow:
+            self.time_embed_mixer = nn.Linear(2 * cfg.time_dim, cfg.time_dim, bias=False)
         self.build_buffers(None)
 
     def build_buffers(self, device) -> None:
@@ -171,9 +175,12 @@ class Estimator(nn.Module):
             h = block(h, bias)
         return h.transpose(1, 2)
 
-    def forward(self, x, mask, mu, t, spks, cond):
-        """x, mu, cond (B, 80, T); mask (B, 1, T); t (B,); spks (B, 80) → velocity (B, 80, T)."""
+    def forward(self, x, mask, mu, t, spks, cond, r=None):
+        """x, mu, cond (B, 80, T); mask (B, 1, T); t, r (B,); spks (B, 80) → velocity (B, 80, T)."""
         temb = self.time_mlp(self.time_embedding(t).to(x.dtype))
+        if self.cfg.meanflow:
+            remb = self.time_mlp(self.time_embedding(r).to(x.dtype))
+            temb = self.time_embed_mixer(torch.cat((temb, remb), dim=1))
         x = torch.cat((x, mu, spks[:, :, None].expand(-1, -1, x.shape[-1]), cond), dim=1)
         bias = torch.zeros_like(mask).masked_fill(mask == 0, -1.0e10)[:, None]  # (B, 1, 1, T) over keys
         resnet, blocks, down = self.down_blocks[0]
@@ -192,24 +199,29 @@ class Estimator(nn.Module):
 class FlowMatching(nn.Module):
     """Euler solver, `n_steps` on t = 1 − cos(πs/2), CFG rate 0.7 as a batch of 2 per step.
 
-    Static shapes per bucket: the loop is unrolled at capture, the schedule is a buffer.
+    Mean-flow checkpoints (Turbo; Geng et al. 2025, "Mean Flows") take 2 steps on a linear
+    schedule without CFG. Static shapes per bucket: the loop is unrolled at capture, the schedule is a buffer.
     """
 
     def __init__(self, cfg: EstimatorConfig, n_steps: int = 10, cfg_rate: float = 0.7):
         super().__init__()
         self.estimator = Estimator(cfg)
+        self.meanflow = cfg.meanflow
         self.n_steps, self.cfg_rate = n_steps, cfg_rate
         self.build_buffers(None)
 
     def build_buffers(self, device) -> None:
         with torch.device("cpu"):  # also correct when built under the meta device
             s = torch.linspace(0, 1, self.n_steps + 1, dtype=torch.float32)
-            self.register_buffer("t_span", (1 - torch.cos(s * 0.5 * math.pi)).to(device), persistent=False)
+            t_span = s if self.meanflow else 1 - torch.cos(s * 0.5 * math.pi)
+            self.register_buffer("t_span", t_span.to(device), persistent=False)
 
     def forward(self, z: torch.Tensor, mu: torch.Tensor, mask: torch.Tensor, spks: torch.Tensor,
                 cond: torch.Tensor) -> torch.Tensor:
         """z, mu, cond (1, 80, T) fp32; mask (1, 1, T); spks (1, 80) → mel (1, 80, T) fp32."""
         dtype = self.estimator.final_proj.weight.dtype
+        if self.meanflow:
+            return self._mean_flow(z, mu.to(dtype), mask.to(dtype), spks.to(dtype), cond.to(dtype))
         mu_in = torch.cat((mu, torch.zeros_like(mu))).to(dtype)
         cond_in = torch.cat((cond, torch.zeros_like(cond))).to(dtype)
         spks_in = torch.cat((spks, torch.zeros_like(spks))).to(dtype)
@@ -221,4 +233,12 @@ class FlowMatching(nn.Module):
             v = self.estimator(x_in, mask_in, mu_in, t.expand(2), spks_in, cond_in).float()
             v_cond, v_uncond = v.chunk(2)
             x = x + dt * ((1.0 + self.cfg_rate) * v_cond - self.cfg_rate * v_uncond)
+        return x
+
+    def _mean_flow(self, z, mu, mask, spks, cond):
+        x = z.float()
+        for k in range(self.n_steps):
+            t, r = self.t_span[k].view(1), self.t_span[k + 1].view(1)
+            v = self.estimator(x.to(mu.dtype), mask, mu, t, spks, cond, r).float()
+            x = x + (r - t) * v
         return x

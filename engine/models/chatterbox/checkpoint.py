@@ -51,7 +51,7 @@ def read_header(path: str | Path) -> dict[str, TensorInfo]:
 class Source:
     """How one of our tensors is made from official tensors (keys and their expected shapes)."""
 
-    kind: str  # copy | cat | weight_norm | bn_scale | bn_shift
+    kind: str  # copy | cat | transpose | weight_norm | bn_scale | bn_shift
     keys: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
     eps: float = 1e-5
@@ -123,6 +123,8 @@ def _fold(src: Source, tensors: list[torch.Tensor]) -> torch.Tensor:
         return tensors[0]
     if src.kind == "cat":
         return torch.cat(tensors, dim=0)
+    if src.kind == "transpose":
+        return tensors[0].t().contiguous()
     if src.kind == "weight_norm":
         g, v = (t.float() for t in tensors)
         dims = tuple(range(1, v.dim()))
@@ -215,6 +217,8 @@ def export_official(model: nn.Module, prefix: str = "") -> dict[str, torch.Tenso
         value = state[name].detach().float().cpu() if state[name].is_floating_point() else state[name].cpu()
         if src.kind == "copy":
             out[src.keys[0]] = value.contiguous()
+        elif src.kind == "transpose":
+            out[src.keys[0]] = value.t().contiguous()
         elif src.kind == "cat":
             sizes = [s[0] for s in src.shapes]
             for key, part in zip(src.keys, torch.split(value, sizes, dim=0)):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...errors import SynthesisCancelled
 from .graphs import GraphCache
 from .s3gen import TOKEN_MEL_RATIO, S3Gen
 from .t3 import T3
@@ -65,6 +66,18 @@ def process_logits(logits: torch.Tensor, seen: torch.Tensor, knobs: torch.Tensor
     return l.masked_fill(remove.scatter(0, order, remove), float("-inf"))
 
 
+def process_logits_turbo(logits: torch.Tensor, seen: torch.Tensor, knobs: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Turbo's order (one row, no CFG, no min-p): temperature → top-k → top-p → repetition penalty."""
+    _, penalty, inv_temp, _, top_p = knobs.unbind(0)
+    l = logits[0] * inv_temp
+    l = l.masked_fill(l < torch.topk(l, top_k).values[-1], float("-inf"))
+    sorted_l, order = torch.sort(l)
+    remove = torch.softmax(sorted_l, dim=-1).cumsum(-1) <= 1 - top_p
+    remove = torch.cat((remove[:-1], remove.new_zeros(1)))
+    l = l.masked_fill(remove.scatter(0, order, remove), float("-inf"))
+    return torch.where(seen, torch.where(l < 0, l * penalty, l / penalty), l)
+
+
 def sample(l: torch.Tensor) -> torch.Tensor:
     """Multinomial draw without a host sync: argmax of p / Exp(1) (the exponential race)."""
     probs = torch.softmax(l, dim=-1)
@@ -98,10 +111,13 @@ class T3Decoder:
     """Owns T3's static cache, decode state and per-(rows, length) step graphs."""
 
     def __init__(self, t3: T3, device: torch.device, dtype: torch.dtype, max_seq: int, max_new: int,
-                 graphs: GraphCache, poll_every: int = 16, compile_mode: str | None = None):
+                 graphs: GraphCache, poll_every: int = 16, compile_mode: str | None = None, top_k: int | None = None):
+        """`top_k` selects Turbo sampling (one row, its processor order, BOS counted only for the first draw)."""
         self.t3, self.device, self.dtype = t3, device, dtype
+        self.on_fallback = graphs.on_fallback
         self.max_new, self.poll_every, self.graphs = max_new, poll_every, graphs
-        self.max_seq = t3.setup_caches(2, max_seq, dtype, device)
+        self.top_k = None if top_k is None else min(top_k, t3.cfg.speech_vocab)
+        self.max_seq = t3.setup_caches(1 if top_k else 2, max_seq, dtype, device)
         self.state = DecodeState(t3.cfg.speech_vocab, max_new, self.max_seq, device)
         self.stop = t3.cfg.stop_speech
         self.step = self.decode_one_token
@@ -115,7 +131,10 @@ class T3Decoder:
 
     def _commit(self, logits: torch.Tensor) -> None:
         st = self.state
-        tok = sample(process_logits(logits, st.seen, st.knobs))
+        if self.top_k is None:
+            tok = sample(process_logits(logits, st.seen, st.knobs))
+        else:
+            tok = sample(process_logits_turbo(logits, st.seen, st.knobs, self.top_k))
         st.tok.copy_(tok)
         st.tokens.index_copy_(0, st.n, tok)
         st.seen.scatter_(0, tok, torch.ones_like(tok, dtype=torch.bool))
@@ -133,6 +152,9 @@ class T3Decoder:
         st.seen[self.t3.cfg.start_speech] = True  # the reference counts the BOS as generated
         st.done.zero_()
         self._commit(self.t3.speech_head(h[:, -1]).float())
+        if self.top_k is not None:  # Turbo penalises the BOS for the first draw only, then generated tokens
+            st.seen.zero_()
+            st.seen.scatter_(0, st.tok, torch.ones_like(st.tok, dtype=torch.bool))
 
     def decode_one_token(self, rows: int, S: int) -> None:
         """Feed the last sampled token at `cache_pos` (attention over S cache rows), sample the next."""
@@ -143,14 +165,30 @@ class T3Decoder:
         self._commit(self.t3.speech_head(h[:, -1]).float())
         st.cache_pos.add_(1)
 
-    def decode_n_tokens(self, rows: int, prompt_len: int, n: int, stop_on_eos: bool) -> None:
+    def _step(self, rows: int, S: int) -> None:
+        """The compiled step if it compiles; a compiler failure (raised before anything runs) falls back to eager."""
+        if self.step is not self.decode_one_token:
+            try:
+                return self.step(rows, S)
+            except Exception as exc:  # noqa: BLE001 - dynamo/inductor raise many types; all mean "not compiled"
+                self.step = self.decode_one_token
+                if self.on_fallback is not None:
+                    self.on_fallback("compile", f"chatterbox T3 step runs uncompiled: {type(exc).__name__}: {exc}")
+        return self.decode_one_token(rows, S)
+
+    def decode_n_tokens(self, rows: int, prompt_len: int, n: int, stop_on_eos: bool,
+                        cancelled: Callable[[], bool] = lambda: False) -> None:
         for i in range(n):
             S = min(-(-(prompt_len + i + 1) // self.attn_bucket) * self.attn_bucket, self.max_seq)
-            self.graphs.run((rows, S), lambda rows=rows, S=S: self.step(rows, S), self.state.snapshot, self.state.restore)
-            if stop_on_eos and (i + 1) % self.poll_every == 0 and bool(self.state.done):
-                break
+            self.graphs.run((rows, S), lambda rows=rows, S=S: self._step(rows, S), self.state.snapshot, self.state.restore)
+            if (i + 1) % self.poll_every == 0:  # the only host syncs of the loop: EOS and cancel, every N steps
+                if stop_on_eos and bool(self.state.done):
+                    break
+                if cancelled():
+                    raise SynthesisCancelled("cancelled during T3 decoding")
 
-    def generate(self, embeds: torch.Tensor, params: SamplingParams, stop_on_eos: bool = True) -> list[int]:
+    def generate(self, embeds: torch.Tensor, params: SamplingParams, stop_on_eos: bool = True,
+                 cancelled: Callable[[], bool] = lambda: False) -> list[int]:
         """Prompt embeddings (rows, L, dim) → speech tokens (EOS and anything after it removed)."""
         rows, L = embeds.shape[0], embeds.shape[1]
         max_new = min(params.max_new_tokens, self.max_new, self.max_seq - L)
@@ -159,7 +197,7 @@ class T3Decoder:
         self.state.knobs.copy_(torch.tensor(
             [params.cfg_weight, params.repetition_penalty, 1.0 / params.temperature, params.min_p, params.top_p]))
         self.prefill(embeds)
-        self.decode_n_tokens(rows, L, max_new - 1, stop_on_eos)
+        self.decode_n_tokens(rows, L, max_new - 1, stop_on_eos, cancelled)
         n = int(self.state.n)
         tokens = self.state.tokens[:n].tolist()
         if stop_on_eos and self.stop in tokens:

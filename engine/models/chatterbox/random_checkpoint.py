@@ -1,7 +1,8 @@
 """Random-weight checkpoints in the official file format (tests, benchmarks, parity runs).
 
 Writes `t3_cfg.safetensors` (fp16, like the official file), `s3gen.safetensors` and
-`ve.safetensors` (fp32) with the official key names — weight norm as `parametrizations.weight.
+`ve.safetensors` (fp32) — or the Turbo set (`t3_turbo_v1.safetensors`, `s3gen_meanflow.safetensors`,
+GPT-2 `vocab.json` / `merges.txt` / `added_tokens.json`) — with the official key names — weight norm as `parametrizations.weight.
 original0/1`, BatchNorm as weight/bias/running stats — plus a `tokenizers` tokenizer.json and a
 conds.pt in the reference's dict layout. Sizes come from a `ChatterboxConfig`, so CI uses tiny ones.
 """
@@ -9,6 +10,7 @@ conds.pt in the reference's dict layout. Sizes come from a `ChatterboxConfig`, s
 from __future__ import annotations
 
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +24,8 @@ from .model import (
     S3GEN_FILE,
     T3_FILE,
     TOKENIZER_FILE,
+    TURBO_S3GEN_FILE,
+    TURBO_T3_FILE,
     VE_FILE,
     Chatterbox,
     ChatterboxConfig,
@@ -30,6 +34,7 @@ from .s3gen import S3GenConfig
 from .s3gen_encoder import EncoderConfig
 from .s3tokenizer import S3TokenizerConfig
 from .t3 import T3Config
+from .t3_turbo import TurboConfig
 from .voice import Conditionals, save_conds
 from .voice_encoder import VoiceEncoderConfig
 
@@ -51,6 +56,35 @@ def tiny_config() -> ChatterboxConfig:
     s3 = S3GenConfig(token_dim=64, encoder=enc, estimator=est, hift=hift, tokenizer=tok, campplus=camp)
     t3 = T3Config(dim=128, n_layers=2, hidden=256, perceiver_queries=8, text_pos_len=512, speech_pos_len=1200)
     return ChatterboxConfig(t3=t3, s3gen=s3, ve=VoiceEncoderConfig(hidden=32))
+
+
+def full_turbo_config() -> ChatterboxConfig:
+    """Chatterbox-Turbo sizes: GPT-2 medium T3, mean-flow S3Gen (2 steps, no CFG)."""
+    return ChatterboxConfig(t3=TurboConfig(), s3gen=S3GenConfig(estimator=EstimatorConfig(meanflow=True), cfm_steps=2),
+                            ve=VoiceEncoderConfig())
+
+
+def tiny_turbo_config() -> ChatterboxConfig:
+    base = tiny_config()
+    s3 = replace(base.s3gen, estimator=replace(base.s3gen.estimator, meanflow=True), cfm_steps=2)
+    t3 = TurboConfig(dim=128, n_layers=2, hidden=256, text_vocab=len(TURBO_TAGS) + 256, positions=2048)
+    return ChatterboxConfig(t3=t3, s3gen=s3, ve=base.ve)
+
+
+TURBO_TAGS = ["[laugh]", "[chuckle]", "[cough]"]
+
+
+def gpt2_tokenizer_files(folder: Path) -> None:
+    """A byte-level BPE with the 256 byte symbols and no merges, plus a few added tags (ids after the vocab)."""
+    import json
+
+    from tokenizers import pre_tokenizers
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    (folder / "vocab.json").write_text(json.dumps({ch: i for i, ch in enumerate(alphabet)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    added = {tag: len(alphabet) + i for i, tag in enumerate(TURBO_TAGS)}
+    (folder / "added_tokens.json").write_text(json.dumps(added), encoding="utf-8")
 
 
 def tokenizer_json(vocab_size: int = 704) -> str:
@@ -112,13 +146,19 @@ def write_checkpoint(folder: str | Path, cfg: ChatterboxConfig | None = None, se
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     t3 = export_official(model.t3)
-    t3["tfmr.embed_tokens.weight"] = torch.zeros(8, cfg.t3.dim)
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in t3.items()}, str(folder / T3_FILE))
-    save_file(export_official(model.s3gen), str(folder / S3GEN_FILE))
+    if cfg.turbo:
+        t3["tfmr.wte.weight"] = torch.zeros(cfg.t3.text_vocab, cfg.t3.dim)
+        save_file(t3, str(folder / TURBO_T3_FILE))
+        save_file(export_official(model.s3gen), str(folder / TURBO_S3GEN_FILE))
+        gpt2_tokenizer_files(folder)
+    else:
+        t3["tfmr.embed_tokens.weight"] = torch.zeros(8, cfg.t3.dim)
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in t3.items()}, str(folder / T3_FILE))
+        save_file(export_official(model.s3gen), str(folder / S3GEN_FILE))
+        (folder / TOKENIZER_FILE).write_text(tokenizer_json(cfg.t3.text_vocab), encoding="utf-8")
     ve = export_official(model.ve)
     ve["similarity_weight"], ve["similarity_bias"] = torch.tensor([10.0]), torch.tensor([-5.0])
     save_file(ve, str(folder / VE_FILE))
-    (folder / TOKENIZER_FILE).write_text(tokenizer_json(cfg.t3.text_vocab), encoding="utf-8")
     save_conds(random_conds(cfg, seed=seed), folder / CONDS_FILE)
     return folder
 

@@ -47,6 +47,7 @@ class S3GenConfig:
             encoder=EncoderConfig.from_header(header), estimator=EstimatorConfig.from_header(header),
             hift=HiFTConfig.from_header(header), tokenizer=S3TokenizerConfig.from_header(header),
             campplus=CAMPPlusConfig.from_header(header),
+            cfm_steps=2 if "flow.decoder.estimator.time_embed_mixer.weight" in header else 10,
         )
 
 

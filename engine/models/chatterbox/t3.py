@@ -124,7 +124,6 @@ class Attention(nn.Module):
         self.cfg = cfg
         self.wqkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
         self.o_proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
-        self.scale = cfg.head_dim ** -0.5
         self.kv_cache: KVCache | None = None
 
     def official_keys(self) -> dict[str, Source]:
@@ -140,9 +139,8 @@ class Attention(nn.Module):
         keys, values = self.kv_cache.k[:B, :, :kv_len], self.kv_cache.v[:B, :, :kv_len]
         if mask is None:
             y = F.scaled_dot_product_attention(q, keys, values, is_causal=True)
-        else:  # one query row: two small GEMVs, fp32 softmax, no backend-selection surprises inside a graph
-            scores = (q @ keys.transpose(-2, -1)).float() * self.scale  # (B, nh, 1, S)
-            y = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).to(q.dtype) @ values
+        else:  # decode: one query row over S cache rows, positions past the current one masked
+            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
 

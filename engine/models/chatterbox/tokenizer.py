@@ -18,11 +18,12 @@ _REPLACEMENTS = (
     ("...", ", "), ("…", ", "), (":", ","), (" - ", ", "), (";", ", "), ("—", "-"), ("–", "-"),
     (" ,", ","), ("“", '"'), ("”", '"'), ("‘", "'"), ("’", "'"),
 )
+_TURBO_KEEPS = ("...", " - ", ";")  # Turbo was trained with these left in place
 _ENDERS = (".", "!", "?", "-", ",")
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+")
 
 
-def punc_norm(text: str) -> str:
+def punc_norm(text: str, turbo: bool = False) -> str:
     """The reference's cleanup: capitalise, collapse spaces, map rare punctuation, end with punctuation."""
     if not text:
         return "You need to add some text for me to talk."
@@ -30,7 +31,8 @@ def punc_norm(text: str) -> str:
         text = text[0].upper() + text[1:]
     text = " ".join(text.split())
     for old, new in _REPLACEMENTS:
-        text = text.replace(old, new)
+        if not (turbo and old in _TURBO_KEEPS):
+            text = text.replace(old, new)
     text = text.rstrip(" ")
     return text if text.endswith(_ENDERS) else text + "."
 
@@ -84,3 +86,33 @@ class EnTokenizer:
             raise InputError("empty text")
         ids = self.tok.encode(text.replace(" ", SPACE)).ids
         return [self.sot, *ids, self.eot]
+
+
+class GPT2Tokenizer:
+    """Turbo's GPT-2 byte-level BPE (`vocab.json`, `merges.txt`) plus `added_tokens.json` tags such as [laugh]."""
+
+    def __init__(self, folder: str | Path):
+        import json
+
+        from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers
+        from tokenizers.models import BPE
+
+        folder = Path(folder)
+        try:
+            self.tok = Tokenizer(BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+        except Exception as exc:
+            raise VoiceLoadError(f"{folder}: unreadable GPT-2 vocab.json / merges.txt ({exc})") from exc
+        self.tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        self.tok.decoder = decoders.ByteLevel()
+        added = folder / "added_tokens.json"
+        if added.is_file():
+            table = json.loads(added.read_text(encoding="utf-8"))
+            for text, idx in sorted(table.items(), key=lambda kv: kv[1]):
+                self.tok.add_tokens([AddedToken(text, normalized=False)])
+                if self.tok.token_to_id(text) != idx:
+                    raise VoiceLoadError(f"{added}: token {text!r} should have id {idx}, got {self.tok.token_to_id(text)}")
+
+    def encode(self, text: str) -> list[int]:
+        if not text.strip():
+            raise InputError("empty text")
+        return self.tok.encode(text).ids

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,26 @@ from ...config import OptimizationConfig, SynthesisOptions
 from ...errors import InputError, SynthesisCancelled
 from ..base import Segment, StageTimes
 from .audio import S3GEN_SR
+from .checkpoint import rebuild_buffers
 from .generate import S3GenRunner, SamplingParams, T3Decoder, embeds_for
 from .graphs import GraphCache
 from .model import Chatterbox, parameter_count
-from .tokenizer import EnTokenizer, punc_norm, split_sentences
+from .t3_turbo import SILENCE_TOKEN
+from .tokenizer import EnTokenizer, GPT2Tokenizer, punc_norm, split_sentences
 from .voice import Conditionals, embed_voice, read_audio
 
 S3_VOCAB = 6561
 _KNOBS = {"exaggeration": 0.5, "cfg_weight": 0.5, "temperature": 0.8, "repetition_penalty": 1.2,
           "min_p": 0.05, "top_p": 1.0, "max_new_tokens": 1000}
+_TURBO_KNOBS = {**_KNOBS, "exaggeration": 0.0, "cfg_weight": 0.0, "min_p": 0.0, "top_p": 0.95}  # no CFG / min-p
+TURBO_TOP_K = 1000
 LOCAL_VOICE_CACHE = 8  # voices kept when no optimizer cache is attached
 
 
-def sampling_params(options: SynthesisOptions) -> SamplingParams:
+def sampling_params(options: SynthesisOptions, turbo: bool = False) -> SamplingParams:
     """Chatterbox knobs from `options.extra` (defaults = the reference's `generate()` defaults)."""
     values = {}
-    for name, default in _KNOBS.items():
+    for name, default in (_TURBO_KNOBS if turbo else _KNOBS).items():
         raw = options.extra.get(name, default)
         try:
             values[name] = int(raw) if name == "max_new_tokens" else float(raw)
@@ -58,9 +62,10 @@ class ChatterboxTTS:
     family = "chatterbox"
     sample_rate = S3GEN_SR
 
-    def __init__(self, model: Chatterbox, tokenizer: EnTokenizer, conds: Conditionals, device: torch.device,
+    def __init__(self, model: Chatterbox, tokenizer: EnTokenizer | GPT2Tokenizer, conds: Conditionals, device: torch.device,
                  path: Path | None = None, name: str = "chatterbox"):
         self.name, self.path, self.device = name, path, device
+        self.turbo = model.cfg.turbo
         self.model = model.to(device)
         self.tokenizer = tokenizer
         self.builtin = conds.to(device)
@@ -79,16 +84,18 @@ class ChatterboxTTS:
             self._restore_fp32(on_fallback)
         m.t3.to(self.t3_dtype)
         m.s3gen.flow.to(self.flow_dtype)
+        for part in (m.t3, m.s3gen.flow):  # the cast also rounded RoPE / time-frequency / schedule tables
+            rebuild_buffers(part, self.device)
         graphs = cfg.enable_cuda_graphs and cuda
         if cfg.enable_cuda_graphs and not cuda and optimizer is not None:
             optimizer.record_fallback("cuda_graphs", "chatterbox: no CUDA device, decoding eagerly")
-        max_seq = m.cfg.t3.cond_len + 2 + 512 + _KNOBS["max_new_tokens"]
+        max_seq = m.cfg.t3.cond_len + 2 + 512 + _KNOBS["max_new_tokens"]  # Turbo: 376 cond positions
         compile_mode = cfg.compile_mode if cfg.enable_compile and cuda and _has_triton() else None
         if cfg.enable_compile and compile_mode is None and on_fallback is not None:
             on_fallback("compile", "chatterbox: torch.compile needs CUDA and triton; T3 step runs uncompiled")
         self.decoder = T3Decoder(m.t3, self.device, self.t3_dtype, max_seq, _KNOBS["max_new_tokens"],
                                  GraphCache(graphs, cfg.graph_warmup_iters, on_fallback, "cuda_graphs.t3"),
-                                 compile_mode=compile_mode)
+                                 compile_mode=compile_mode, top_k=TURBO_TOP_K if self.turbo else None)
         self.s3 = S3GenRunner(m.s3gen, self.device, cfg.shape_buckets, graphs, cfg.graph_warmup_iters, on_fallback)
         self.inference_mode = cfg.use_inference_mode
 
@@ -119,7 +126,7 @@ class ChatterboxTTS:
             raise InputError("no text to speak")
         segments = []
         for i, chunk in enumerate(chunks):
-            norm = punc_norm(chunk)
+            norm = punc_norm(chunk, turbo=self.turbo)
             pause = options.sentence_silence if i < len(chunks) - 1 else 0.0
             segments.append(Segment(text=norm, tokens=self.tokenizer.encode(norm), pause_after=pause))
         return segments
@@ -145,32 +152,36 @@ class ChatterboxTTS:
             return embed_voice(self.model, wav, sr).tensors()
 
     def synthesize(self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes,
-                   cancel=None) -> Iterator[torch.Tensor]:
-        params = sampling_params(options)
+                   cancelled: Callable[[], bool] = lambda: False) -> Iterator[torch.Tensor]:
+        params = sampling_params(options, self.turbo)
         conds = self.voice(options.extra.get("voice_path"))
         if options.seed is not None:
             torch.manual_seed(options.seed)
         for seg in segments:
-            if cancel is not None and cancel.is_set():
+            if cancelled():
                 raise SynthesisCancelled("cancelled")
             with torch.inference_mode(self.inference_mode):
-                yield self._one(seg.tokens, conds, params, times)
+                yield self._one(seg.tokens, conds, params, times, cancelled)
 
-    def _one(self, text_ids: list[int], conds: Conditionals, params: SamplingParams, times: StageTimes) -> torch.Tensor:
-        rows = 2 if params.cfg_weight > 0 else 1
+    def _one(self, text_ids: list[int], conds: Conditionals, params: SamplingParams, times: StageTimes,
+             cancelled: Callable[[], bool]) -> torch.Tensor:
+        rows = 2 if params.cfg_weight > 0 and not self.turbo else 1
         t0 = time.perf_counter()
         embeds = embeds_for(self.model.t3, conds, text_ids, params.exaggeration, rows, self.device)
-        tokens = [t for t in self.decoder.generate(embeds, params) if t < S3_VOCAB]
+        tokens = [t for t in self.decoder.generate(embeds, params, cancelled=cancelled) if t < S3_VOCAB]
         times.add("t3", time.perf_counter() - t0)
         if not tokens:
             return torch.zeros(0, device=self.device)
+        if self.turbo:
+            tokens += [SILENCE_TOKEN] * 3  # as the reference: a short silent tail for the vocoder
         mel = self.s3.mel(conds, tokens, times=times.add)
         return self.s3.wav(mel, times=times.add)
 
     def describe(self) -> dict[str, Any]:
         m = self.model
         return {
-            "family": self.family, "name": self.name, "path": str(self.path) if self.path else None,
+            "family": self.family, "name": self.name, "variant": "turbo" if self.turbo else "standard",
+            "path": str(self.path) if self.path else None,
             "sample_rate": self.sample_rate, "parameters": parameter_count(m),
             "t3_parameters": parameter_count(m.t3), "s3gen_parameters": parameter_count(m.s3gen),
             "t3_layers": m.cfg.t3.n_layers, "t3_dim": m.cfg.t3.dim, "t3_dtype": str(self.t3_dtype),

@@ -16,7 +16,7 @@ from ...errors import VoiceLoadError
 from .audio import S3_SR, S3GEN_SR, resample
 from .model import Chatterbox
 
-T3_PROMPT_SECONDS = 6  # first 6 s of the 16 kHz reference → ≤ 150 T3 prompt tokens
+TOKENS_PER_SECOND = 25  # T3 prompt: the first prompt_len / 25 s of the 16 kHz reference (6 s, Turbo 15 s)
 GEN_PROMPT_SECONDS = 10  # first 10 s of the 24 kHz reference → S3Gen prompt
 
 
@@ -120,7 +120,8 @@ def embed_voice(model: Chatterbox, wav: torch.Tensor, sr: int) -> Conditionals:
     gen_ref24 = wav24[: GEN_PROMPT_SECONDS * S3GEN_SR].to(device)
     gen_ref16 = resample(gen_ref24.cpu(), S3GEN_SR, S3_SR).to(device)
     gen = model.s3gen.embed_ref(gen_ref24, gen_ref16)
-    t3_prompt = model.s3gen.tokenizer(wav16[: T3_PROMPT_SECONDS * S3_SR].to(device), max_tokens=model.cfg.t3.prompt_len)
+    plen = model.cfg.t3.prompt_len
+    t3_prompt = model.s3gen.tokenizer(wav16[: plen // TOKENS_PER_SECOND * S3_SR].to(device), max_tokens=plen)
     speaker = model.ve.embed(wav16.to(device))
     return Conditionals(speaker.float(), t3_prompt, gen["prompt_token"], gen["prompt_feat"].float(),
                         gen["embedding"].float())
