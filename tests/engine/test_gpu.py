@@ -81,6 +81,16 @@ def test_each_optimization_matches_eager_fp32(joe_gpu, flags, min_snr):
     assert not stats["fallbacks"]
 
 
+@pytest.mark.parametrize("flags", [{"batch_preprocessing": True}, {"batch_preprocessing": True, "enable_cuda_graphs": True}])
+def test_batched_chapter_matches_sentence_by_sentence(joe_gpu, flags):
+    base = OptimizationConfig.unoptimized()
+    ref, _ = run(joe_gpu, base, "chapter", SEEDED)
+    out, stats = run(joe_gpu, dataclasses.replace(base, **flags), "chapter", SEEDED)
+    assert len(out) == len(ref)
+    assert snr_db(ref, out) >= 50
+    assert stats["memory"]["peak"] < 8 * 2**30, "batches stay within a consumer GPU's memory"
+
+
 def test_graphs_are_captured_and_replayed(joe_gpu):
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_cuda_graphs=True)
     _, stats = run(joe_gpu, cfg, "medium", SEEDED)

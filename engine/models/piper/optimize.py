@@ -40,7 +40,10 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
     runner.inference_mode = cfg.use_inference_mode
     runner.batching = cfg.batch_preprocessing
     runner.max_batch = cfg.max_batch_size if cfg.batch_preprocessing else 1
-    runner.buckets = cfg.shape_buckets or cfg.enable_cuda_graphs or cfg.enable_compile
+    # graphs and compiled kernels need fixed shapes; batches are padded anyway, so round them to
+    # buckets too (on the H100 an unbucketed eager batch of 32 long sentences drew 77 GB of cuDNN
+    # workspace under heuristic algorithm choice and its durations drifted; bucketed ones did not)
+    runner.buckets = cfg.shape_buckets or cfg.enable_cuda_graphs or cfg.enable_compile or cfg.batch_preprocessing
     if cuda:
         # one autotune per bucket pays off; without buckets every new length would re-plan (~1.4 s)
         torch.backends.cudnn.benchmark = runner.buckets
