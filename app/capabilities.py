@@ -1,11 +1,12 @@
-"""Which optimization toggles can apply on this machine, and which preset a config matches. Qt-free.
+"""Which optimization toggles and speech knobs apply here, and which preset a config matches. Qt-free.
 
-Inputs are plain dicts from the worker (`engine.runtime.device_info()` plus a compiler probe), so the
-panel can grey a control out with the reason instead of letting the engine fall back silently.
+Inputs are plain dicts from the worker (`engine.runtime.device_info()` plus a compiler probe) or a
+voice spec, so a panel can grey a control out with the reason instead of the engine ignoring it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 GPU_ONLY = ("enable_fp16", "enable_cuda_graphs", "pin_memory", "enable_tf32")
@@ -74,3 +75,50 @@ def device_label(device_info: dict[str, Any] | None, device: str) -> str:
 def _gpu(device_info: dict[str, Any], device: str) -> dict[str, Any] | None:
     index = int(device.partition(":")[2] or 0)
     return next((d for d in device_info.get("devices", []) if d.get("index") == index), None)
+
+
+CHATTERBOX_VOICES = {"chatterbox": "standard", "chatterbox-turbo": "turbo"}
+"""The built-in Chatterbox voice specs the picker lists → checkpoint variant."""
+CHATTERBOX_LABELS = {"chatterbox": "Chatterbox", "chatterbox-turbo": "Chatterbox Turbo"}
+CHATTERBOX_T3_FILES = {"standard": "t3_cfg.safetensors", "turbo": "t3_turbo_v1.safetensors"}
+"""The file that marks a checkpoint folder (engine.models.chatterbox.model names; not imported: no torch here)."""
+CHATTERBOX_KNOBS = (
+    # key, label, minimum, maximum, step, default, tooltip
+    ("exaggeration", "Exaggeration", 0.0, 2.0, 0.05, 0.5, "Emotion intensity: 0.5 is neutral, higher is more expressive."),
+    ("cfg_weight", "CFG weight", 0.0, 1.0, 0.05, 0.5, "Guidance toward the text and voice: lower is slower, looser pacing."),
+    ("temperature", "Temperature", 0.05, 2.0, 0.05, 0.8, "Sampling randomness: lower is steadier, higher more varied."),
+)
+CHATTERBOX_DEFAULTS: dict[str, Any] = {key: default for key, *_, default, _tip in CHATTERBOX_KNOBS} | {"voice_path": ""}
+TURBO_UNUSED = {
+    "exaggeration": "Chatterbox Turbo has no exaggeration control.",
+    "cfg_weight": "Chatterbox Turbo decodes without classifier-free guidance.",
+}
+PIPER_ONLY = {
+    "speaker_id": "Piper only: Chatterbox speaks with its built-in voice or the Reference voice.",
+    "length_scale": "Piper only: Chatterbox has no speed control.",
+    "noise_scale": "Piper only: Chatterbox samples with Temperature instead.",
+    "noise_w": "Piper only: Chatterbox has no duration predictor.",
+}
+
+
+def chatterbox_variant(spec: str) -> str | None:
+    """'standard' / 'turbo' for a Chatterbox voice (built-in name or checkpoint folder), None for Piper."""
+    name = spec.strip().lower()
+    if name in CHATTERBOX_VOICES:
+        return CHATTERBOX_VOICES[name]
+    if name in ("", "default") or name.endswith(".onnx"):
+        return None
+    folder = Path(spec)
+    return next((v for v, file in CHATTERBOX_T3_FILES.items() if (folder / file).is_file()), None)
+
+
+def chatterbox_extra(options: dict[str, Any], variant: str) -> dict[str, Any]:
+    """`SynthesisOptions.extra` for this variant: Turbo's unused knobs stay at its own defaults (0)."""
+    extra = {
+        key: float(options.get(key, default))
+        for key, *_, default, _tip in CHATTERBOX_KNOBS
+        if not (variant == "turbo" and key in TURBO_UNUSED)
+    }
+    if options.get("voice_path"):
+        extra["voice_path"] = str(options["voice_path"])
+    return extra

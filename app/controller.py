@@ -58,8 +58,18 @@ class Controller(QObject):
     download_progress = Signal(str, int, int)
     download_finished = Signal(str, str)
     voices_changed = Signal(list)
+    voice_changed = Signal(str)
+    """The voice in use (after a choice, accepted or refused): the picker and knob groups resync."""
+    chatterbox_changed = Signal(dict)
+    """{spec: checkpoint status} for the listed Chatterbox voices."""
+    chatterbox_missing = Signal(str, dict)
+    """(spec, status): a not-downloaded Chatterbox was chosen; the panel offers Download."""
+    chatterbox_download_progress = Signal(str, int, int)
+    chatterbox_download_finished = Signal(str, str)
+    """(spec, '' on success / 'cancelled' / the error message)"""
     _request_prepare = Signal(dict)
     _request_synthesis = Signal(dict)
+    _request_download = Signal(str)
     _request_shutdown = Signal()
     """Queued to the worker thread: the only way the GUI asks the engine for work."""
 
@@ -83,7 +93,8 @@ class Controller(QObject):
         self.device_info: dict[str, Any] | None = None
         self.presets: dict[str, dict[str, Any]] = {}
         self.formats: list[str] = ["WAV", "FLAC", "OGG"]
-        self.chatterbox: dict[str, Any] = {"ready": False}
+        self.chatterbox: dict[str, dict[str, Any]] = {}
+        """{spec: checkpoint status}; empty until the engine has checked."""
         self.engine_available = False
         self.live_chunks: list[np.ndarray] = []
         self.live_sample_rate = 0
@@ -110,6 +121,7 @@ class Controller(QObject):
         self.config_is_default = saved_config is None
         self.config: dict[str, Any] = {**self.schema.defaults(), **(saved_config or {})}
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **s.json_value("options", {})}
+        self.chatterbox_options: dict[str, Any] = {**caps.CHATTERBOX_DEFAULTS, **s.json_value("chatterbox_options", {})}
         self.autoplay: bool = bool(s.json_value("autoplay", True))
         self.player.device = s.json_value("output_device", None)
 
@@ -120,6 +132,7 @@ class Controller(QObject):
         s.set_json("device", self.device_choice)
         s.set_json("config", self.config)
         s.set_json("options", self.options)
+        s.set_json("chatterbox_options", self.chatterbox_options)
         s.set_json("autoplay", self.autoplay)
         s.set_json("output_device", self.player.device)
         s.sync()
@@ -127,6 +140,11 @@ class Controller(QObject):
     @property
     def reasons(self) -> dict[str, str]:
         return caps.unavailable_reasons(self.device_info, self.device_choice)
+
+    @property
+    def voice_variant(self) -> str | None:
+        """'standard' / 'turbo' while a Chatterbox voice is in use, None for Piper."""
+        return caps.chatterbox_variant(self.voice)
 
     def effective_config(self) -> dict[str, Any]:
         return caps.applicable_config(self.config, self.reasons)
@@ -153,6 +171,7 @@ class Controller(QObject):
         self.thread.started.connect(self.worker.start)
         self._request_prepare.connect(self.worker.prepare)
         self._request_synthesis.connect(self.worker.synthesize)
+        self._request_download.connect(self.worker.download_chatterbox)
         # blocking, so the worker has released the model and joined its sampler before quit()
         self._request_shutdown.connect(self.worker.shutdown, Qt.BlockingQueuedConnection)
         w = self.worker
@@ -166,6 +185,8 @@ class Controller(QObject):
         w.synthesis_cancelled.connect(self._on_cancelled)
         w.request_failed.connect(self._on_failed)
         w.memory_sampled.connect(self.metrics.add_memory)
+        w.download_progress.connect(self.chatterbox_download_progress)
+        w.download_finished.connect(self._on_chatterbox_downloaded)
         self.thread.start()
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
@@ -195,6 +216,13 @@ class Controller(QObject):
         if self.config_is_default:
             self.config = dict(self.preset_configs()[caps.PRESET_MAX_SPEED])  # first run: show what it can do
         self.engine_ready.emit(payload)
+        self.chatterbox_changed.emit(self.chatterbox)
+        missing, status = self.voice, self.chatterbox.get(self.voice)
+        if status is not None and not status.get("ready"):
+            # the saved voice's checkpoint is gone: speak with the bundled voice and offer the download
+            self.voice = "default"
+            self.voice_changed.emit(self.voice)
+            self.chatterbox_missing.emit(missing, status)
         self.reasons_changed.emit(self.reasons)
         self._send_prepare()
 
@@ -209,13 +237,34 @@ class Controller(QObject):
     # ----- user intents ------------------------------------------------------------------------
 
     def set_voice(self, spec: str) -> None:
+        """Use `spec`, unless it is a Chatterbox that is not downloaded or a folder with no checkpoint."""
         if spec == self.voice:
             return
+        if self._refuse_voice(spec):
+            self.voice_changed.emit(self.voice)  # the picker goes back to the voice still in use
+            return
         self.voice = spec
-        if spec not in ("default", "chatterbox") and spec not in self.recent_voices:
+        if spec not in ("default", *caps.CHATTERBOX_VOICES) and spec not in self.recent_voices:
             self.recent_voices.insert(0, spec)
             self.voices_changed.emit(self.recent_voices)
+        self.voice_changed.emit(spec)
         self._schedule_prepare()
+
+    def _refuse_voice(self, spec: str) -> bool:
+        if spec in caps.CHATTERBOX_VOICES:
+            status = self.chatterbox.get(spec)
+            if status is None:
+                self.notice.emit("Still checking which Chatterbox models are downloaded; try again in a moment.")
+                return True
+            if not status.get("ready"):
+                self.chatterbox_missing.emit(spec, status)
+                return True
+            return False
+        if Path(spec).is_dir() and caps.chatterbox_variant(spec) is None:
+            files = " or ".join(caps.CHATTERBOX_T3_FILES.values())
+            self.notice.emit(f"{Path(spec).name} is not a Chatterbox checkpoint folder: it has no {files}.")
+            return True
+        return False
 
     def set_device(self, choice: str) -> None:
         if choice == self.device_choice:
@@ -233,6 +282,16 @@ class Controller(QObject):
 
     def set_options(self, options: dict[str, Any]) -> None:
         self.options = {**self.options, **options}
+
+    def set_chatterbox_options(self, options: dict[str, Any]) -> None:
+        self.chatterbox_options = {**self.chatterbox_options, **options}
+
+    def download_chatterbox(self, spec: str) -> None:
+        """Fetch a Chatterbox checkpoint on the worker's download thread; the voice switches when it lands."""
+        self._request_download.emit(spec)
+
+    def cancel_chatterbox_download(self) -> None:
+        self.worker.cancel_download()
 
     def set_autoplay(self, enabled: bool) -> None:
         self.autoplay = enabled
@@ -313,7 +372,7 @@ class Controller(QObject):
             "voice": self.voice,
             "device": self.device_choice,
             "config": config,
-            "options": dict(self.options),
+            "options": self._synthesis_options(),
             "label": label,
         }
         self._pending[request_id] = {
@@ -323,6 +382,23 @@ class Controller(QObject):
         }
         self._request_synthesis.emit(job)
         return request_id
+
+    def _synthesis_options(self) -> dict[str, Any]:
+        """`SynthesisOptions` fields; a Chatterbox voice adds its knobs as `extra`."""
+        variant = self.voice_variant
+        if variant is None:
+            return dict(self.options)
+        return {**self.options, "extra": caps.chatterbox_extra(self.chatterbox_options, variant)}
+
+    def _on_chatterbox_downloaded(self, spec: str, status: dict, outcome: str) -> None:
+        self.chatterbox = {**self.chatterbox, spec: status}
+        self.chatterbox_changed.emit(self.chatterbox)
+        if not outcome and not status.get("ready"):
+            outcome = "The download finished but files are still missing: " + ", ".join(status.get("missing", []))
+        self.chatterbox_download_finished.emit(spec, outcome)
+        if not outcome:
+            self.set_voice(spec)
+            self.notice.emit(f"{caps.CHATTERBOX_LABELS[spec]} is downloaded and selected.")
 
     def _schedule_prepare(self) -> None:
         if self.engine_available:

@@ -6,8 +6,9 @@ results leave as signals. It never touches a widget. Each synthesis request carr
 snapshot it needs (voice, device, config, options), so a compare run or a toggle change simply
 re-optimizes when the snapshot differs from what is loaded.
 
-`cancel_through()` is the one method called directly from the GUI thread: it only sets a
-`threading.Event`, which the engine checks at every sentence boundary.
+`cancel_through()` and `cancel_download()` are the methods called directly from the GUI thread:
+they only set a `threading.Event`, which the engine checks at every sentence boundary and the
+Chatterbox download at every progress update.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from .capabilities import CHATTERBOX_VOICES
+
 log = logging.getLogger("tts_turbo.worker")
 
 
@@ -43,7 +46,10 @@ class EngineBackend:
     available_formats: Callable[[], Any]
     cancelled_error: type[BaseException]
     engine_error: type[BaseException]
-    chatterbox_status: Callable[[], dict] | None = None
+    chatterbox_status: Callable[..., dict] | None = None
+    """`checkpoint_status(variant=...)`: {ready, path, missing}, no network."""
+    chatterbox_download: Callable[..., Any] | None = None
+    """`download(progress=callback(done, total), variant=...)`: the checkpoint folder, or raises."""
 
 
 def load_engine_backend() -> EngineBackend:
@@ -54,9 +60,9 @@ def load_engine_backend() -> EngineBackend:
     errors = importlib.import_module("engine.errors")
     audio_io = importlib.import_module("engine.audio_io")
     try:
-        chatterbox_status = importlib.import_module("engine.models.chatterbox").checkpoint_status
-    except (ImportError, AttributeError):
-        chatterbox_status = None
+        chatterbox = importlib.import_module("engine.models.chatterbox")
+    except ImportError:
+        chatterbox = None
     return EngineBackend(
         load_model=engine.load_model,
         optimizer_class=engine.AdvancedTTSOptimizer,
@@ -68,13 +74,18 @@ def load_engine_backend() -> EngineBackend:
         available_formats=audio_io.available_formats,
         cancelled_error=errors.SynthesisCancelled,
         engine_error=errors.TTSError,
-        chatterbox_status=chatterbox_status,
+        chatterbox_status=getattr(chatterbox, "checkpoint_status", None),
+        chatterbox_download=getattr(chatterbox, "download", None),
     )
+
+
+class DownloadCancelled(Exception):
+    """Raised from the progress callback: the only way to stop a hub download part-way."""
 
 
 class EngineWorker(QObject):
     engine_ready = Signal(dict)
-    """{'device_info', 'presets': {'cpu': cfg, 'cuda': cfg}, 'formats', 'chatterbox'}"""
+    """{'device_info', 'presets': {'cpu': cfg, 'cuda': cfg}, 'formats', 'chatterbox': {spec: status}}"""
     engine_unavailable = Signal(str, str)
     phase_changed = Signal(str, str)
     """(phase, message): phase is 'loading', 'optimizing', 'synthesizing' or 'idle'."""
@@ -87,6 +98,10 @@ class EngineWorker(QObject):
     request_failed = Signal(int, str, str)
     """(request id or 0, user message, details)"""
     memory_sampled = Signal(float, dict)
+    download_progress = Signal(str, int, int)
+    """(Chatterbox spec, done, total) while its checkpoint downloads."""
+    download_finished = Signal(str, dict, str)
+    """(spec, its checkpoint status afterwards, '' on success / 'cancelled' / the error message)"""
 
     def __init__(
         self,
@@ -101,6 +116,8 @@ class EngineWorker(QObject):
         self._cancel_lock = threading.Lock()
         self._cancelled_through = 0
         self._stop_sampling = threading.Event()
+        self._download_cancel = threading.Event()
+        self._download: threading.Thread | None = None
         self._sampler: threading.Thread | None = None
         self._model = None
         self._model_key: tuple[str, str] | None = None
@@ -114,6 +131,10 @@ class EngineWorker(QObject):
         with self._cancel_lock:
             self._cancelled_through = max(self._cancelled_through, request_id)
             self._cancel.set()
+
+    def cancel_download(self) -> None:
+        """Thread-safe: stop the Chatterbox download at its next progress update."""
+        self._download_cancel.set()
 
     @Slot()
     def start(self) -> None:
@@ -170,12 +191,25 @@ class EngineWorker(QObject):
         finally:
             self.phase_changed.emit("idle", "Ready")
 
+    @Slot(str)
+    def download_chatterbox(self, spec: str) -> None:
+        """Fetch a Chatterbox checkpoint on its own thread: gigabytes must not hold up synthesis."""
+        if self._download is not None and self._download.is_alive():
+            return
+        self._download_cancel.clear()
+        self._download = threading.Thread(
+            target=self._run_download, args=(spec,), name="chatterbox-download", daemon=True
+        )
+        self._download.start()
+
     @Slot()
     def shutdown(self) -> None:
-        """Stop sampling and free the model; runs on the worker thread before it quits."""
+        """Stop sampling and downloading and free the model; runs on the worker thread before it quits."""
         self._stop_sampling.set()
-        if self._sampler is not None:
-            self._sampler.join(timeout=2)
+        self._download_cancel.set()
+        for thread in (self._sampler, self._download):
+            if thread is not None:
+                thread.join(timeout=2)
         self._release()
 
     def _begin(self, request_id: int) -> bool:
@@ -260,13 +294,38 @@ class EngineWorker(QObject):
             ).to_dict(),
         }
 
-    def _chatterbox_status(self) -> dict[str, Any]:
-        if self._backend.chatterbox_status is None:
-            return {"ready": False, "missing": ["the Chatterbox engine is not installed"]}
+    def _chatterbox_status(self) -> dict[str, dict[str, Any]]:
+        return {spec: self._variant_status(variant) for spec, variant in CHATTERBOX_VOICES.items()}
+
+    def _variant_status(self, variant: str) -> dict[str, Any]:
+        if self._backend is None or self._backend.chatterbox_status is None:
+            return {"ready": False, "path": None, "missing": ["the Chatterbox engine is not installed"]}
         try:
-            return _plain(self._backend.chatterbox_status())
+            return _plain(self._backend.chatterbox_status(variant=variant))
         except Exception as exc:  # status probing must never stop the engine from starting
-            return {"ready": False, "missing": [str(exc)]}
+            return {"ready": False, "path": None, "missing": [str(exc)]}
+
+    def _run_download(self, spec: str) -> None:
+        variant = CHATTERBOX_VOICES[spec]
+        cancel = self._download_cancel
+
+        def progress(done: int, total: int) -> None:
+            if cancel.is_set():
+                raise DownloadCancelled("cancelled")
+            self.download_progress.emit(spec, int(done), int(total))
+
+        outcome = ""
+        try:
+            if self._backend is None or self._backend.chatterbox_download is None:
+                raise RuntimeError("The Chatterbox engine is not installed.")
+            self._backend.chatterbox_download(progress=progress, variant=variant)
+        except Exception as exc:  # offline, HTTP, disk, cancel: reported in the panel, never fatal
+            outcome = "cancelled" if cancel.is_set() else str(exc) or type(exc).__name__
+            log.warning("%s download did not finish: %s", spec, outcome)
+        try:
+            self.download_finished.emit(spec, self._variant_status(variant), outcome)
+        except RuntimeError:  # the worker object is gone: the app is closing
+            return
 
     def _start_sampler(self) -> None:
         """VRAM/RSS at ~10 Hz on a plain thread, so samples keep coming while a synthesis blocks this one."""

@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction("Open text…", self.editor.open_dialog)
         file_menu.addAction("Open voice…", self.voice_panel.open_voice_dialog)
+        file_menu.addAction("Open Chatterbox folder…", self.voice_panel.open_chatterbox_dialog)
         file_menu.addAction(browse)
         file_menu.addAction("Export last result…", self.audio_panel.export_dialog)
         file_menu.addSeparator()
@@ -168,6 +169,9 @@ class MainWindow(QMainWindow):
         self.voice_panel.browse_requested.connect(self.open_voice_browser)
         self.voice_panel.device_chosen.connect(c.set_device)
         self.voice_panel.options_changed.connect(c.set_options)
+        self.voice_panel.chatterbox.options_changed.connect(c.set_chatterbox_options)
+        self.voice_panel.download_bar.download_requested.connect(c.download_chatterbox)
+        self.voice_panel.download_bar.cancel_requested.connect(c.cancel_chatterbox_download)
         self.optimization_panel.config_changed.connect(c.set_config)
         self.audio_panel.play_requested.connect(self._play_last)
         self.audio_panel.stop_requested.connect(c.stop_playback)
@@ -193,6 +197,11 @@ class MainWindow(QMainWindow):
         c.playback_lost.connect(self.audio_panel.set_playback_unavailable)
         c.playback_lost.connect(self.banner.show_notice)
         c.voices_changed.connect(lambda recent: self.voice_panel.set_voices(c.voice, recent))
+        c.voice_changed.connect(self._voice_changed)
+        c.chatterbox_changed.connect(lambda status: self.voice_panel.set_voices(c.voice, c.recent_voices, status))
+        c.chatterbox_missing.connect(self.voice_panel.download_bar.offer)
+        c.chatterbox_download_progress.connect(self.voice_panel.download_bar.set_progress)
+        c.chatterbox_download_finished.connect(self.voice_panel.download_bar.finished)
         c.catalog_loaded.connect(lambda entries: self.voice_browser and self.voice_browser.set_catalog(entries))
         c.catalog_failed.connect(lambda message: self.voice_browser and self.voice_browser.show_error(message))
         c.download_progress.connect(lambda k, d, t: self.voice_browser and self.voice_browser.set_progress(k, d, t))
@@ -210,6 +219,8 @@ class MainWindow(QMainWindow):
         self.voice_panel.set_voices(c.voice, c.recent_voices)
         self.voice_panel.set_devices(None, c.device_choice)
         self.voice_panel.set_options(c.options)
+        self.voice_panel.chatterbox.set_options(c.chatterbox_options)
+        self.voice_panel.set_chatterbox_variant(c.voice_variant)
         self.optimization_panel.set_reasons(c.reasons)
         self.optimization_panel.set_config(c.config)
         self.audio_panel.set_devices(c.output_devices(), c.player.device)
@@ -231,11 +242,14 @@ class MainWindow(QMainWindow):
         self._apply_voice_defaults = True
         self.controller.set_voice(spec)
 
+    def _voice_changed(self, spec: str) -> None:
+        self.voice_panel.set_voices(spec, self.controller.recent_voices)
+        self.voice_panel.set_chatterbox_variant(self.controller.voice_variant)
+
     def _engine_ready(self, payload: dict) -> None:
         c = self.controller
         info = payload["device_info"]
         self.voice_panel.set_devices(info, c.device_choice)
-        self.voice_panel.set_voices(c.voice, c.recent_voices, payload.get("chatterbox"))
         self.optimization_panel.set_presets(c.preset_configs())
         self.optimization_panel.set_config(c.config)
         self.audio_panel.formats = list(c.formats)

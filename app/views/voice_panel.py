@@ -1,4 +1,4 @@
-"""Voice, device and per-call speech knobs (speaker, speed, noise, sentence gap, volume)."""
+"""Voice, device and per-call speech knobs (speaker, speed, noise, sentence gap, volume; Chatterbox's own)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from ..capabilities import device_label
+from ..capabilities import CHATTERBOX_LABELS, PIPER_ONLY, chatterbox_variant, device_label
+from .chatterbox_panel import ChatterboxPanel, ModelDownloadBar
 
 BUNDLED = ("Joe · en_US medium (bundled)", "default")
-CHATTERBOX = "chatterbox"
+TOOLTIP_ROLE = 3  # Qt.ToolTipRole
 
 KNOBS = (
     # key, label, minimum, maximum, step, decimals, tooltip
@@ -36,6 +38,7 @@ KNOBS = (
 
 class VoicePanel(QWidget):
     voice_chosen = Signal(str)
+    """A voice spec: 'default', a Piper .onnx path, a Chatterbox name or checkpoint folder."""
     browse_requested = Signal()
     device_chosen = Signal(str)
     options_changed = Signal(dict)
@@ -69,7 +72,16 @@ class VoicePanel(QWidget):
             spin.setToolTip(tip)
             spin.valueChanged.connect(self._emit_options)
             self.spins[key] = spin
-        self._chatterbox: dict[str, Any] = {"ready": False}
+        self.piper_note = QLabel("Speaker, speed and noise apply to Piper voices only.")
+        self.piper_note.setObjectName("muted")
+        self.piper_note.hide()
+        self.chatterbox = ChatterboxPanel()
+        self.chatterbox.hide()
+        self.download_bar = ModelDownloadBar()
+        self.download_bar.folder_requested.connect(self.open_chatterbox_dialog)
+        self._chatterbox: dict[str, dict[str, Any]] = {}
+        self._tips = {"speaker_id": self.speaker_box.toolTip(), **{k: s.toolTip() for k, s in self.spins.items()}}
+        self._speakers = 1
         self._layout()
         self.set_voices("default", [])
         self.set_devices(None, "auto")
@@ -88,26 +100,46 @@ class VoicePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(voice_row)
+        layout.addWidget(self.download_bar)
         layout.addLayout(form)
+        layout.addWidget(self.piper_note)
+        layout.addWidget(self.chatterbox)
 
-    def set_voices(self, current: str, recent: list[str], chatterbox: dict[str, Any] | None = None) -> None:
+    def set_voices(
+        self, current: str, recent: list[str], chatterbox: dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        """Bundled voice, recent Piper voices and Chatterbox folders, then the Chatterbox models with their state."""
         if chatterbox is not None:
             self._chatterbox = chatterbox
         self.voice_box.blockSignals(True)
         self.voice_box.clear()
         self.voice_box.addItem(*BUNDLED)
         for path in recent:
-            self.voice_box.addItem(Path(path).stem, path)
-            self.voice_box.setItemData(self.voice_box.count() - 1, path, 3)  # tooltip: full path
-        ready = bool(self._chatterbox.get("ready"))
-        self.voice_box.addItem("Chatterbox" if ready else "Chatterbox (not downloaded)", CHATTERBOX)
-        self.voice_box.model().item(self.voice_box.count() - 1).setEnabled(ready)
+            folder = chatterbox_variant(path) is not None
+            self._add_voice(f"{Path(path).name} (Chatterbox folder)" if folder else Path(path).stem, path, path)
+        for spec, label in CHATTERBOX_LABELS.items():
+            self._add_voice(*_chatterbox_item(label, self._chatterbox.get(spec)), data=spec)
         index = self.voice_box.findData(current)
         if index < 0 and current:
-            self.voice_box.addItem(Path(current).stem, current)
+            self._add_voice(Path(current).stem, current, current)
             index = self.voice_box.count() - 1
         self.voice_box.setCurrentIndex(max(index, 0))
         self.voice_box.blockSignals(False)
+
+    def _add_voice(self, text: str, tooltip: str, data: str) -> None:
+        self.voice_box.addItem(text, data)
+        self.voice_box.setItemData(self.voice_box.count() - 1, tooltip, TOOLTIP_ROLE)
+
+    def set_chatterbox_variant(self, variant: str | None) -> None:
+        """A Chatterbox voice shows its group and greys out Piper's knobs, saying why; None restores them."""
+        active = variant is not None
+        self.chatterbox.set_variant(variant)
+        self.piper_note.setVisible(active)
+        widgets = {"speaker_id": self.speaker_box, **{k: self.spins[k] for k in PIPER_ONLY if k in self.spins}}
+        for key, widget in widgets.items():
+            widget.setEnabled(not active)
+            widget.setToolTip(PIPER_ONLY[key] if active else self._tips[key])
+        self.speaker_box.setEnabled(not active and self._speakers > 1)
 
     def set_devices(self, device_info: dict[str, Any] | None, current: str) -> None:
         self.device_box.blockSignals(True)
@@ -134,13 +166,17 @@ class VoicePanel(QWidget):
 
     def set_voice_info(self, info: dict[str, Any]) -> None:
         """Speaker range from the loaded voice; a single-speaker voice disables the spin box."""
+        if info.get("family") == "chatterbox":
+            return
         speakers = int(info.get("num_speakers", 1) or 1)
+        self._speakers = speakers
         self.speaker_box.setMaximum(max(speakers - 1, 0))
         self.speaker_box.setEnabled(speakers > 1)
         names = info.get("speaker_id_map") or {}
         if names:
             listing = ", ".join(f"{i}: {n}" for n, i in sorted(names.items(), key=lambda kv: kv[1])[:12])
-            self.speaker_box.setToolTip(f"Speaker id ({listing})")
+            self._tips["speaker_id"] = f"Speaker id ({listing})"
+            self.speaker_box.setToolTip(self._tips["speaker_id"])
 
     def apply_voice_defaults(self, info: dict[str, Any]) -> None:
         """A newly chosen voice brings its own speed/noise defaults (the .onnx.json inference block)."""
@@ -161,3 +197,18 @@ class VoicePanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open Piper voice", "", "Piper voices (*.onnx)")
         if path:
             self.voice_chosen.emit(path)
+
+    def open_chatterbox_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open Chatterbox checkpoint folder (with t3_cfg.safetensors)")
+        if path:
+            self.voice_chosen.emit(path)
+
+
+def _chatterbox_item(label: str, status: dict[str, Any] | None) -> tuple[str, str]:
+    """(item text, tooltip) for a Chatterbox model: ready, not downloaded (what is missing), or unknown yet."""
+    if status is None:
+        return f"{label} · checking…", "Checking whether the checkpoint is downloaded…"
+    if status.get("ready"):
+        return f"{label} · ready", f"Ready: {status.get('path')}"
+    missing = ", ".join(status.get("missing") or [])
+    return f"{label} · not downloaded", f"Not downloaded. Missing: {missing}. Choose it to download."

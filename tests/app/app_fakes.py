@@ -6,6 +6,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -44,6 +45,13 @@ class FakeEngine:
     optimize_delay_s: float = 0.0
     configs: list[dict[str, Any]] = field(default_factory=list)
     loads: list[tuple[str, str]] = field(default_factory=list)
+    options: list[Any] = field(default_factory=list)
+    """The SynthesisOptions each generate() received."""
+    chatterbox: dict[str, dict[str, Any]] | None = None
+    """variant → checkpoint status; None: no Chatterbox engine in this backend."""
+    download_error: Exception | None = None
+    """Raised by the fake Chatterbox download after its first progress report."""
+    download_step_s: float = 0.0
 
     def backend(self) -> EngineBackend:
         from app.config_schema import load_schema
@@ -77,16 +85,32 @@ class FakeEngine:
             available_formats=lambda: ["WAV", "FLAC", "OGG"],
             cancelled_error=FakeCancelled,
             engine_error=FakeEngineError,
+            chatterbox_status=self.chatterbox_status if self.chatterbox is not None else None,
+            chatterbox_download=self.chatterbox_download if self.chatterbox is not None else None,
         )
+
+    def chatterbox_status(self, path=None, cache_dir=None, variant="standard") -> dict[str, Any]:
+        return dict(self.chatterbox[variant])
+
+    def chatterbox_download(self, progress=None, cache_dir=None, variant="standard") -> Path:
+        """Ten progress steps of 1 MB (a progress callback may raise to cancel), then the files are there."""
+        for step in range(1, 11):
+            time.sleep(self.download_step_s)
+            progress(step * 1_000_000, 10_000_000)
+            if self.download_error is not None:
+                raise self.download_error
+        self.chatterbox[variant] = {"ready": True, "path": f"/fake/{variant}", "missing": []}
+        return Path(f"/fake/{variant}")
 
     def load_model(self, spec, device):
         if spec and str(spec).endswith("missing.onnx"):
             raise FakeEngineError(f"voice file not found: {spec}")
         self.loads.append((spec, device))
+        family = "chatterbox" if str(spec).startswith("chatterbox") else "fake"
         return SimpleNamespace(
             device="cpu",
             sample_rate=self.sample_rate,
-            describe=lambda: {"family": "fake", "name": "tone", "num_speakers": 1, "defaults": {}},
+            describe=lambda: {"family": family, "name": "tone", "num_speakers": 1, "defaults": {}},
         )
 
 
@@ -121,6 +145,7 @@ class FakeWrapper:
         self.optimizer = optimizer
 
     def generate(self, text, options=None, cancel=None, on_chunk=None):
+        self.engine.options.append(options)
         if "FAIL" in text:
             raise FakeEngineError("the fake engine was told to fail")
         sentences = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
