@@ -76,20 +76,21 @@ class OptimizationConfig:
 
     @classmethod
     def max_speed(cls, cuda: bool, bf16_supported: bool = False, triton: bool = False) -> "OptimizationConfig":
-        """Everything that helps on this machine. On the GPU: fp16 islands, SDPA, buckets, CUDA
-        graphs, batching, pinned staging and the buffer pool (compile stays opt-in: minutes of
-        start-up). On the CPU: SDPA and, where the CPU has native bf16 (`bf16_supported`), a bf16
-        decoder (2× measured); batching does not pay on the CPU and would delay Stop."""
+        """Everything that helps on this machine, as measured (docs/benchmarks.md). On the GPU:
+        fp16 islands, SDPA, buckets, CUDA graphs, batching, pinned staging and the buffer pool
+        (compile stays opt-in: minutes of start-up). On the CPU only a bf16 decoder, where the CPU
+        has native bf16 (`bf16_supported`; 1.55× on the CI machine): SDPA, buckets and batching
+        measured slower there, and batching would delay Stop."""
         return cls(
             enable_fp16=cuda,
             enable_bf16=not cuda and bf16_supported,
-            enable_flash_attention=True,
+            enable_flash_attention=cuda,
             enable_cuda_graphs=cuda,
             enable_compile=False,
             pin_memory=cuda,
             batch_preprocessing=cuda,
             preallocate_buffers=cuda,
-            shape_buckets=True,
+            shape_buckets=cuda,
         )
 
 
