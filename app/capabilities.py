@@ -84,9 +84,9 @@ CHATTERBOX_T3_FILES = {"standard": "t3_cfg.safetensors", "turbo": "t3_turbo_v1.s
 """The file that marks a checkpoint folder (engine.models.chatterbox.model names; not imported: no torch here)."""
 CHATTERBOX_KNOBS = (
     # key, label, minimum, maximum, step, default, tooltip
-    ("exaggeration", "Exaggeration", 0.0, 2.0, 0.05, 0.5, "Emotion intensity: 0.5 is neutral, higher is more expressive."),
-    ("cfg_weight", "CFG weight", 0.0, 1.0, 0.05, 0.5, "Guidance toward the text and voice: lower is slower, looser pacing."),
-    ("temperature", "Temperature", 0.05, 2.0, 0.05, 0.8, "Sampling randomness: lower is steadier, higher more varied."),
+    ("exaggeration", "Exaggeration", 0.0, 2.0, 0.05, 0.5, "Emotion intensity: 0.5 is neutral, higher is livelier."),
+    ("cfg_weight", "CFG weight", 0.0, 1.0, 0.05, 0.5, "Guidance toward text and voice: lower is looser pacing."),
+    ("temperature", "Temperature", 0.05, 2.0, 0.05, 0.8, "Sampling randomness: lower is steadier, higher varied."),
 )
 CHATTERBOX_DEFAULTS: dict[str, Any] = {key: default for key, *_, default, _tip in CHATTERBOX_KNOBS} | {"voice_path": ""}
 TURBO_UNUSED = {

@@ -43,7 +43,9 @@ def _write_reference(path, seconds=2.0, rate=16000):
     return path
 
 
-def test_chatterbox_speaks_clones_and_reports_a_missing_turbo(make_window, qtbot, tiny_checkpoint, offline_download, tmp_path):
+def test_chatterbox_speaks_clones_and_reports_a_missing_turbo(
+    make_window, qtbot, tiny_checkpoint, offline_download, tmp_path
+):
     from app.engine_worker import load_engine_backend
 
     received: list[dict] = []
