@@ -239,8 +239,9 @@ class MainWindow(QMainWindow):
         self.controller.speak(text)
 
     def _voice_chosen(self, spec: str) -> None:
-        self._apply_voice_defaults = True
+        before = self.controller.voice
         self.controller.set_voice(spec)
+        self._apply_voice_defaults = self.controller.voice != before  # a refused choice loads nothing
 
     def _voice_changed(self, spec: str) -> None:
         self.voice_panel.set_voices(spec, self.controller.recent_voices)

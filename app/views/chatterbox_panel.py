@@ -50,7 +50,6 @@ class ChatterboxPanel(QGroupBox):
         self.reference = QLineEdit()
         self.reference.setReadOnly(True)
         self.reference.setPlaceholderText("Built-in voice")
-        self.reference.setToolTip("A few seconds of clean speech to clone; empty speaks with the built-in voice")
         self.reference_button = QPushButton("Reference voice…")
         self.reference_button.setToolTip("Clone the voice of a .wav or .flac recording (5-10 s of one speaker)")
         self.reference_button.clicked.connect(self.pick_reference)
@@ -144,8 +143,9 @@ class ModelDownloadBar(QWidget):
         if self.downloading:
             return
         self.spec = spec
-        missing = ", ".join(status.get("missing") or []) or "unknown files"
-        self._set_message(f"{CHATTERBOX_LABELS[spec]} is not downloaded (missing: {missing}).", "muted")
+        missing = status.get("missing") or []
+        self._set_message(f"{CHATTERBOX_LABELS[spec]} is not downloaded ({len(missing)} files missing).", "muted")
+        self.message.setToolTip("Missing: " + ", ".join(missing))
         self._set_busy(False)
         self.show()
 
@@ -188,6 +188,7 @@ class ModelDownloadBar(QWidget):
 
     def _set_message(self, text: str, kind: str) -> None:
         self.message.setText(text)
+        self.message.setToolTip("")
         self.message.setObjectName(kind)
         self.message.style().unpolish(self.message)
         self.message.style().polish(self.message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,7 +24,6 @@ from ..capabilities import CHATTERBOX_LABELS, PIPER_ONLY, chatterbox_variant, de
 from .chatterbox_panel import ChatterboxPanel, ModelDownloadBar
 
 BUNDLED = ("Joe · en_US medium (bundled)", "default")
-TOOLTIP_ROLE = 3  # Qt.ToolTipRole
 
 KNOBS = (
     # key, label, minimum, maximum, step, decimals, tooltip
@@ -80,7 +79,7 @@ class VoicePanel(QWidget):
         self.download_bar = ModelDownloadBar()
         self.download_bar.folder_requested.connect(self.open_chatterbox_dialog)
         self._chatterbox: dict[str, dict[str, Any]] = {}
-        self._tips = {"speaker_id": self.speaker_box.toolTip(), **{k: s.toolTip() for k, s in self.spins.items()}}
+        self._tips = {"speaker_id": self.speaker_box.toolTip(), **{k: spin.toolTip() for k, spin in self.spins.items()}}
         self._speakers = 1
         self._layout()
         self.set_voices("default", [])
@@ -105,9 +104,7 @@ class VoicePanel(QWidget):
         layout.addWidget(self.piper_note)
         layout.addWidget(self.chatterbox)
 
-    def set_voices(
-        self, current: str, recent: list[str], chatterbox: dict[str, dict[str, Any]] | None = None
-    ) -> None:
+    def set_voices(self, current: str, recent: list[str], chatterbox: dict[str, dict[str, Any]] | None = None) -> None:
         """Bundled voice, recent Piper voices and Chatterbox folders, then the Chatterbox models with their state."""
         if chatterbox is not None:
             self._chatterbox = chatterbox
@@ -128,7 +125,7 @@ class VoicePanel(QWidget):
 
     def _add_voice(self, text: str, tooltip: str, data: str) -> None:
         self.voice_box.addItem(text, data)
-        self.voice_box.setItemData(self.voice_box.count() - 1, tooltip, TOOLTIP_ROLE)
+        self.voice_box.setItemData(self.voice_box.count() - 1, tooltip, Qt.ToolTipRole)
 
     def set_chatterbox_variant(self, variant: str | None) -> None:
         """A Chatterbox voice shows its group and greys out Piper's knobs, saying why; None restores them."""

@@ -43,7 +43,8 @@ def test_a_missing_model_offers_a_download_that_then_selects_it(make_window, qtb
     _choose(window, "chatterbox-turbo")
     assert window.controller.voice == "default"
     assert window.voice_panel.voice_box.currentData() == "default"
-    assert bar.isVisible() and "t3_turbo_v1.safetensors" in bar.message.text()
+    assert bar.isVisible() and "2 files missing" in bar.message.text()
+    assert "t3_turbo_v1.safetensors" in bar.message.toolTip()
     progress: list[tuple[str, int, int]] = []
     window.controller.chatterbox_download_progress.connect(lambda *args: progress.append(args))
     with qtbot.waitSignal(window.controller.chatterbox_download_finished, timeout=5000) as done:
