@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from PySide6.QtCore import QObject, Signal
@@ -22,10 +23,8 @@ class QtLogHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(asctime)s  %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the view was destroyed during shutdown
             self.emitter.line.emit(self.format(record))
-        except RuntimeError:  # the view was destroyed during shutdown
-            pass
 
 
 class LogView(QPlainTextEdit):

@@ -70,7 +70,10 @@ def _progress_class(progress: Any):
     class _Callback(tqdm):
         def update(self, n=1):
             out = super().update(n)
-            progress(int(self.n), int(self.total or 0))
+            # huggingface_hub drives several bars through this class (file bytes, network bytes,
+            # a file count); only the file-bytes bar is a meaningful progress for the caller
+            if self.unit == "B" and not str(self.desc).startswith("Downloading bytes"):
+                progress(int(self.n), int(self.total or 0))
             return out
 
     return _Callback
