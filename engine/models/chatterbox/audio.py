@@ -74,18 +74,26 @@ class Mel24k(nn.Module):
         return torch.log(torch.clamp(self.filters @ mag, min=1e-5))
 
 
-class LogMel16k(nn.Module):
-    """Whisper-style log-mel for the S3 tokenizer: 16 kHz, n_fft 400, hop 160, 128 bins."""
+class _Mel16k(nn.Module):
+    """Hann window + Slaney mel filters at 16 kHz, rebuilt as buffers on the target device."""
 
-    def __init__(self, n_mels: int = 128, n_fft: int = 400, hop: int = 160):
+    def __init__(self, n_mels: int, n_fft: int, hop: int, fmin: float = 0.0, fmax: float | None = None):
         super().__init__()
-        self.n_fft, self.hop, self.n_mels = n_fft, hop, n_mels
+        self.n_fft, self.hop, self.n_mels, self.fmin, self.fmax = n_fft, hop, n_mels, fmin, fmax
         self.build_buffers(None)
 
     def build_buffers(self, device) -> None:
         with torch.device("cpu"):
             self.register_buffer("window", torch.hann_window(self.n_fft).to(device), persistent=False)
-            self.register_buffer("filters", slaney_mel_filters(S3_SR, self.n_fft, self.n_mels).to(device), persistent=False)
+            filters = slaney_mel_filters(S3_SR, self.n_fft, self.n_mels, self.fmin, self.fmax)
+            self.register_buffer("filters", filters.to(device), persistent=False)
+
+
+class LogMel16k(_Mel16k):
+    """Whisper-style log-mel for the S3 tokenizer: 16 kHz, n_fft 400, hop 160, 128 bins."""
+
+    def __init__(self, n_mels: int = 128, n_fft: int = 400, hop: int = 160):
+        super().__init__(n_mels, n_fft, hop)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """wav (B, N) → (B, n_mels, N // hop)."""
@@ -96,19 +104,11 @@ class LogMel16k(nn.Module):
         return (log_spec + 4.0) / 4.0
 
 
-class VoiceEncoderMel(nn.Module):
+class VoiceEncoderMel(_Mel16k):
     """Linear-amplitude power mel for the voice encoder: 16 kHz, n_fft 400, hop 160, 40 bins, centred STFT."""
 
     def __init__(self, n_mels: int = 40, n_fft: int = 400, hop: int = 160):
-        super().__init__()
-        self.n_fft, self.hop, self.n_mels = n_fft, hop, n_mels
-        self.build_buffers(None)
-
-    def build_buffers(self, device) -> None:
-        with torch.device("cpu"):
-            self.register_buffer("window", torch.hann_window(self.n_fft).to(device), persistent=False)
-            filters = slaney_mel_filters(S3_SR, self.n_fft, self.n_mels, 0.0, 8000.0)
-            self.register_buffer("filters", filters.to(device), persistent=False)
+        super().__init__(n_mels, n_fft, hop, 0.0, 8000.0)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """wav (N,) → (frames, n_mels), frames = 1 + N // hop."""
