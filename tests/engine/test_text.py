@@ -51,3 +51,26 @@ def test_split_chunks_bounds_size_and_keeps_all_text():
     chunks = list(split_chunks(text, max_chars=500))
     assert all(len(c) <= 500 for c in chunks)
     assert "".join(chunks).replace(" ", "") == text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Dr. Smith met Mr. and Mrs. Hart.", "Doctor Smith met Mister and Missus Hart."),
+        ("St. Alban's Row, 5 Main St. today", "Saint Alban's Row, 5 Main Street today"),
+        ("See No. 5 vs. No. 6, etc.", "See number 5 versus number 6, et cetera"),
+        ("Cheap, i.e. good; e.g. this.", "Cheap, that is good; for example this."),
+        ("The drum. Dr.Who", "The drum. Dr.Who"),
+    ],
+)
+def test_english_abbreviations_are_spelled_out(text, expected):
+    from engine.text.abbreviations import expand_abbreviations
+
+    assert expand_abbreviations(text) == expected
+
+
+def test_titles_no_longer_split_sentences(joe_cpu):
+    from engine.config import SynthesisOptions
+
+    segments = joe_cpu.segment("Dr. Ellis met Mr. Hart on St. Alban's Row.", SynthesisOptions())
+    assert len(segments) == 1

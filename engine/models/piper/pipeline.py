@@ -15,6 +15,7 @@ from ...config import SynthesisOptions
 from ...errors import InputError
 from ...precision import ModulePolicy
 from ...text import has_speakable_text, has_visible_text, normalize_text, phonemes_to_ids, split_chunks
+from ...text.abbreviations import expand_abbreviations
 from ...text.phonemize import phonemize
 from ..base import Segment, StageTimes
 from .config import VoiceConfig
@@ -71,6 +72,8 @@ class PiperTTS:
 
     def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
         clean = normalize_text(text)
+        if self.config.language.startswith("en") or self.config.espeak_voice.startswith("en"):
+            clean = expand_abbreviations(clean)
         if not has_visible_text(text):
             raise InputError("text is empty (nothing left after removing whitespace and control characters)")
         if not has_speakable_text(clean):

@@ -1,0 +1,33 @@
+"""English abbreviations that end in a period, spelled out before phonemization.
+
+espeak-ng takes the period of "Dr." or "Mr." for a sentence end, so "Dr. Smith" is spoken as two
+sentences with a pause and a falling tone in between (piper-tts behaves the same). Expanding the
+common titles and Latin abbreviations keeps the sentence whole. Applied to English voices only.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TITLES = {
+    "mr": "Mister", "mrs": "Missus", "ms": "Miz", "dr": "Doctor", "prof": "Professor", "sgt": "Sergeant",
+    "capt": "Captain", "lt": "Lieutenant", "col": "Colonel", "gen": "General", "gov": "Governor",
+    "rev": "Reverend", "hon": "Honorable", "fr": "Father", "sr": "Senior", "jr": "Junior",
+}
+_LATIN = {"vs": "versus", "etc": "et cetera", "approx": "approximately", "dept": "department"}
+
+_TITLE = re.compile(r"\b(" + "|".join(_TITLES) + r")\.(?=\s)", re.IGNORECASE)
+_SAINT = re.compile(r"\bSt\.(?=\s+[A-Z])")
+_STREET = re.compile(r"\bSt\.")
+_NUMBER = re.compile(r"\bNo\.(?=\s*\d)")
+_LATIN_RE = re.compile(r"\b(" + "|".join(_LATIN) + r")\.", re.IGNORECASE)
+_IE_EG = re.compile(r"\b(i\.e|e\.g)\.", re.IGNORECASE)
+
+
+def expand_abbreviations(text: str) -> str:
+    text = _TITLE.sub(lambda m: _TITLES[m.group(1).lower()], text)
+    text = _SAINT.sub("Saint", text)
+    text = _STREET.sub("Street", text)
+    text = _NUMBER.sub("number", text)
+    text = _LATIN_RE.sub(lambda m: _LATIN[m.group(1).lower()], text)
+    return _IE_EG.sub(lambda m: "that is" if m.group(1).lower() == "i.e" else "for example", text)
