@@ -19,3 +19,7 @@ class ModelNotAvailableError(InputError):
 
 class SynthesisCancelled(TTSError):
     """The caller's cancel event was set during synthesis."""
+
+
+class DeviceOutOfMemory(TTSError):
+    """The GPU ran out of memory; the message says how much was free and what to change."""

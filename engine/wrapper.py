@@ -13,7 +13,7 @@ import torch
 
 from . import runtime
 from .config import SynthesisOptions
-from .errors import InputError, SynthesisCancelled
+from .errors import DeviceOutOfMemory, InputError, SynthesisCancelled
 from .models.base import Segment, StageTimes, TTSModel
 from .optimizer import AdvancedTTSOptimizer
 
@@ -99,7 +99,7 @@ class OptimizedTTSWrapper:
         is_cancelled = (lambda: cancel.is_set()) if cancel is not None else (lambda: False)
         if self.model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.model.device)
-        waves = self.model.synthesize(segments, options, times, is_cancelled)
+        waves = _oom_explained(self.model.synthesize(segments, options, times, is_cancelled), self.model.device, self.optimizer)
         for index, wave in enumerate(waves):
             if is_cancelled():
                 raise SynthesisCancelled(f"cancelled after {index} of {len(segments)} sentences")
@@ -136,6 +136,22 @@ class OptimizedTTSWrapper:
             peak_vram_bytes=self._peak,
             segments=count,
         )
+
+
+def _oom_explained(waves: Iterator[Any], device: torch.device, optimizer: AdvancedTTSOptimizer) -> Iterator[Any]:
+    """Turn a CUDA out-of-memory error into advice, after releasing what the allocator caches."""
+    try:
+        yield from waves
+    except torch.cuda.OutOfMemoryError as exc:
+        free = total = 0
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            free, total = torch.cuda.mem_get_info(device)
+        cfg = optimizer.config
+        raise DeviceOutOfMemory(
+            f"the GPU ran out of memory ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now); "
+            f"lower max_batch_size (now {cfg.max_batch_size}), turn off batching, close other GPU programs, or use the CPU"
+        ) from exc
 
 
 def _options(options: SynthesisOptions | None, kw: dict[str, Any]) -> SynthesisOptions:

@@ -218,3 +218,17 @@ def test_config_validation_errors_are_specific():
         OptimizationConfig(compile_mode="fastest")
     with pytest.raises(ValueError, match="num_threads must be >= 0"):
         OptimizationConfig(num_threads=-1)
+
+
+def test_out_of_memory_becomes_advice(joe_cpu, monkeypatch):
+    from engine.errors import DeviceOutOfMemory
+
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig(), "cpu"))
+
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        yield
+
+    monkeypatch.setattr(joe_cpu, "synthesize", exhausted)
+    with pytest.raises(DeviceOutOfMemory, match="lower max_batch_size"):
+        wrapper.generate("Hello.")
