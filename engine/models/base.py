@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 
@@ -47,9 +47,10 @@ class TTSModel(Protocol):
         ...
 
     def synthesize(
-        self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes
+        self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool]
     ) -> Iterator[torch.Tensor]:
-        """Yield one float32 waveform (1-D, on any device) per segment, in order."""
+        """Yield one float32 waveform (1-D, on any device) per segment, in order; stop early
+        (between sentences or decode steps) once `cancelled()` is true."""
         ...
 
     def optimize(self, optimizer: "AdvancedTTSOptimizer") -> None:
