@@ -288,10 +288,8 @@ class EngineWorker(QObject):
         gpu = (info.get("devices") or [{}])[0]
         return {
             "unoptimized": cfg.unoptimized().to_dict(),
-            "cpu": cfg.max_speed(cuda=False, bf16_supported=bool(info.get("cpu_bf16")), triton=False).to_dict(),
-            "cuda": cfg.max_speed(
-                cuda=True, bf16_supported=bool(gpu.get("bf16")), triton=bool(info.get("triton_available"))
-            ).to_dict(),
+            "cpu": cfg.max_speed(cuda=False, bf16_supported=bool(info.get("cpu_bf16"))).to_dict(),
+            "cuda": cfg.max_speed(cuda=True, bf16_supported=bool(gpu.get("bf16"))).to_dict(),
         }
 
     def _chatterbox_status(self) -> dict[str, dict[str, Any]]:

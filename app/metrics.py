@@ -16,7 +16,10 @@ import numpy as np
 
 from .ringbuffer import RingBuffer
 
-STAGE_ORDER = ("phonemize", "encoder", "duration", "flow", "decoder", "copy", "t3", "s3gen_encoder", "cfm", "hift")
+STAGE_ORDER = (
+    "phonemize", "encoder", "duration", "encoder+duration", "flow", "decoder", "flow+decoder", "copy",
+    "t3", "s3gen_encoder", "cfm", "hift",
+)
 
 PALETTE = ("#4cc2ff", "#ff9f43", "#7bed9f", "#ff6b81", "#a29bfe", "#feca57", "#48dbfb", "#c8d6e5")
 

@@ -66,7 +66,7 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
         )
     if triton or not cuda:
         alone["compile"] = dataclasses.replace(base, enable_compile=True, shape_buckets=True)
-    all_on = OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or cpu_bf16_fast(), triton=triton)
+    all_on = OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or cpu_bf16_fast())
     alone["all_on"] = dataclasses.replace(all_on, enable_compile=cuda and triton)
     alone["all_on_no_compile"] = dataclasses.replace(all_on, enable_compile=False)
     return alone
@@ -233,27 +233,30 @@ def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: st
     return cell, audio
 
 
-def run_peer(onnx_path: Path, text_name: str, text: str, segments: list[Segment], iters: int, sample_rate: int, phonemize_s: float) -> Cell:
-    """piper-tts's inference: one onnxruntime CPU session.run per sentence, default scales,
-    threads = physical cores (what `piper` does), on the same ids."""
+def run_peer(model, text_name: str, text: str, segments: list[Segment], iters: int, phonemize_s: float) -> Cell:
+    """piper-tts's inference: one onnxruntime CPU session.run per sentence, the voice's default
+    scales, threads = physical cores (what `piper` does), on the same ids. The same sentence pauses
+    as ours are counted in its audio length, so RTFs compare like with like."""
     import onnxruntime as ort
 
     from .runtime import physical_cores
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = physical_cores()
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    cfg = json.loads(Path(str(onnx_path) + ".json").read_text()) if Path(str(onnx_path) + ".json").is_file() else {}
-    inf = cfg.get("inference", {})
-    scales = np.array([inf.get("noise_scale", 0.667), inf.get("length_scale", 1.0), inf.get("noise_w", 0.8)], dtype=np.float32)
+    session = ort.InferenceSession(str(model.source), options, providers=["CPUExecutionProvider"])
+    voice = model.config
+    scales = np.array([voice.noise_scale, voice.length_scale, voice.noise_w], dtype=np.float32)
+    speaker = {"sid": np.array([0], dtype=np.int64)} if model.model.arch.n_speakers > 1 else {}
+    pause_samples = int(sum(round(s.pause_after * model.sample_rate) for s in segments[:-1]))
     cell = Cell("piper-tts (ORT CPU)", text_name, len(text), len(text.split()), len(segments))
 
     def once() -> tuple[float, float, int]:
         start = time.perf_counter()
-        first, samples = 0.0, 0
+        first, samples = 0.0, pause_samples
         for i, seg in enumerate(segments):
             ids = np.array([seg.tokens], dtype=np.int64)
-            out = session.run(None, {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64), "scales": scales})[0]
+            feed = {"input": ids, "input_lengths": np.array([ids.shape[1]], dtype=np.int64), "scales": scales, **speaker}
+            out = session.run(None, feed)[0]
             samples += out.size
             if i == 0:
                 first = time.perf_counter() - start
@@ -264,7 +267,7 @@ def run_peer(onnx_path: Path, text_name: str, text: str, segments: list[Segment]
         wall, first, samples = once()
         cell.wall_s.append(wall)
         cell.first_audio_s.append(first)
-    cell.audio_s = samples / sample_rate
+    cell.audio_s = samples / model.sample_rate
     cell.samples = samples
     return cell
 
@@ -360,7 +363,10 @@ def run_matrix(model, table: dict[str, OptimizationConfig], texts: dict[str, str
             cells.append(cell.summary())
             progress.step(f"{text_name}/{name}")
         if peer:
-            cells.append(run_peer(model.source, text_name, text, segments, max(args.iters // 2, 2), model.sample_rate, phon).summary())
+            try:
+                cells.append(run_peer(model, text_name, text, segments, max(iters // 2, 2), phon).summary())
+            except Exception as exc:  # e.g. onnxruntime not installed: report, keep the other cells
+                cells.append(Cell("piper-tts (ORT CPU)", text_name, len(text), len(text.split()), len(segments), error=f"{type(exc).__name__}: {exc}").summary())
             progress.step(f"{text_name}/piper-tts")
     progress.close()
     return cells

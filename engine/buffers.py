@@ -33,6 +33,7 @@ class BufferPool:
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self._free: dict[tuple, list[torch.Tensor]] = defaultdict(list)
+        self._lent: set[int] = set()  # data pointers handed out and not yet returned
         self._lock = threading.Lock()
         self.stats = PoolStats()
 
@@ -49,6 +50,7 @@ class BufferPool:
                 self.stats.misses += 1
                 self.stats.bytes += flat.numel() * flat.element_size()
             self.stats.outstanding += 1
+            self._lent.add(flat.data_ptr())
         buf = flat.view(tuple(shape))
         return buf.zero_() if zero else buf
 
@@ -57,12 +59,16 @@ class BufferPool:
         if base.device != self.device:
             raise ValueError(f"buffer on {base.device} returned to the pool of {self.device}")
         with self._lock:
+            if base.data_ptr() not in self._lent:
+                raise ValueError("buffer returned twice, or not from this pool")
+            self._lent.discard(base.data_ptr())
             self._free[(base.dtype, base.numel())].append(base)
             self.stats.outstanding -= 1
 
     def clear(self) -> None:
         with self._lock:
             self._free.clear()
+            self._lent.clear()
             self.stats = PoolStats()
 
 
@@ -73,7 +79,8 @@ class PinnedStaging:
         self._buffers: dict[torch.dtype, torch.Tensor] = {}
 
     def to_host(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Starts the copy and returns the host view; valid after the device synchronizes."""
+        """Starts the copy and returns a host view, valid after the device synchronizes and only
+        until the next `to_host` call (the buffer is reused)."""
         if tensor.device.type != "cuda":
             return tensor
         numel = tensor.numel()

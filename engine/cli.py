@@ -95,7 +95,7 @@ def preset_config(name: str, device):
     if name == "unoptimized":
         return OptimizationConfig.unoptimized()
     cuda = device.type == "cuda"
-    return OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or runtime.cpu_bf16_fast(), triton=runtime.triton_available())
+    return OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or runtime.cpu_bf16_fast())
 
 
 def _read_text(text: str) -> str:

@@ -19,7 +19,7 @@ class OptimizationConfig:
     """Every optimization the engine knows, each switchable on its own."""
 
     enable_fp16: bool = False
-    """Run the modules where fp16 measured safe (Piper: HiFi-GAN decoder) in float16. GPU only."""
+    """Run the modules where fp16 measured safe (Piper: flow and HiFi-GAN decoder) in float16. GPU only."""
     enable_bf16: bool = False
     """Run the modules where bf16 measured safe in bfloat16 (needs a bf16-capable GPU or the CPU)."""
     enable_flash_attention: bool = False
@@ -47,7 +47,7 @@ class OptimizationConfig:
     shape_buckets: bool = True
     """Pad phoneme and frame counts up to a few fixed sizes so kernels, plans and graphs are reused."""
     graph_warmup_iters: int = 2
-    """Eager iterations run on a bucket before it is captured."""
+    """Eager iterations run on a bucket before it is captured (at least 1)."""
     max_batch_size: int = 32
     """Most sentences per padded forward when batching."""
 
@@ -70,12 +70,10 @@ class OptimizationConfig:
     @classmethod
     def unoptimized(cls) -> "OptimizationConfig":
         """Reference configuration: fp32, eager, one sentence at a time."""
-        return cls(
-            preload_weights=True, use_inference_mode=True, enable_tf32=False, shape_buckets=False
-        )
+        return cls(enable_tf32=False, shape_buckets=False)
 
     @classmethod
-    def max_speed(cls, cuda: bool, bf16_supported: bool = False, triton: bool = False) -> "OptimizationConfig":
+    def max_speed(cls, cuda: bool, bf16_supported: bool = False) -> "OptimizationConfig":
         """Everything that helps on this machine, as measured (docs/benchmarks.md). On the GPU:
         fp16 islands, SDPA, buckets, CUDA graphs, batching, pinned staging and the buffer pool
         (compile stays opt-in: minutes of start-up). On the CPU only a bf16 decoder, where the CPU
@@ -111,8 +109,8 @@ def _verify(cfg: OptimizationConfig) -> None:
         raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {cfg.compile_mode!r}")
     if cfg.num_threads < 0:
         raise ValueError(f"num_threads must be >= 0, got {cfg.num_threads}")
-    if cfg.graph_warmup_iters < 0:
-        raise ValueError(f"graph_warmup_iters must be >= 0, got {cfg.graph_warmup_iters}")
+    if cfg.graph_warmup_iters < 1:
+        raise ValueError(f"graph_warmup_iters must be >= 1, got {cfg.graph_warmup_iters}")
     if cfg.max_batch_size < 1:
         raise ValueError(f"max_batch_size must be >= 1, got {cfg.max_batch_size}")
 

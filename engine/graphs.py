@@ -25,7 +25,6 @@ class CapturedGraph:
     outputs: tuple[torch.Tensor, ...]
     capture_s: float
     memory_bytes: int
-    replays: int = 0
 
 
 @dataclass
@@ -71,7 +70,6 @@ class GraphRunner:
             for static, value in zip(graph.inputs, inputs):
                 static.copy_(value, non_blocking=True)
             graph.graph.replay()
-            graph.replays += 1
             self.stats.replays += 1
             return graph.outputs
         if key in self.failed:

@@ -21,7 +21,7 @@ import torch
 from . import runtime
 from .buffers import BufferPool, PinnedStaging
 from .config import OptimizationConfig
-from .graphs import GraphRunner
+from .graphs import GraphRunner, GraphStats
 from .models.base import TTSModel
 from .paths import cache_root
 from .precision import PrecisionManager
@@ -58,10 +58,12 @@ class AdvancedTTSOptimizer:
         self.fallbacks.clear()
         self.model_stats.clear()
         self.precision_manager = PrecisionManager(self.config, self.device)
+        self.threads = runtime.apply_threads(self.config.num_threads)
         if self.device.type == "cuda":
             runtime.apply_tf32(self.config.enable_tf32)
         model.optimize(self)
-        self.fallbacks.extend(self.precision_manager.notes)
+        for note in self.precision_manager.notes:
+            self.record_fallback("precision", note)
         self._model = model
         self.optimize_s = time.perf_counter() - start
         return model
@@ -113,12 +115,15 @@ class AdvancedTTSOptimizer:
         if value is None:
             self.voice_misses += 1
             value = embedding_fn(path)
+            tmp = disk.with_name(f"{disk.name}.{os.getpid()}.tmp")
             try:
                 disk.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(_to_device(value, torch.device("cpu")), disk.with_suffix(".tmp"))
-                os.replace(disk.with_suffix(".tmp"), disk)
-            except OSError as exc:
+                torch.save(_to_device(value, torch.device("cpu")), tmp)
+                os.replace(tmp, disk)
+            except Exception as exc:  # persisting is a cache: the embedding is still returned
                 log.warning("could not persist voice embedding %s: %s", disk, exc)
+            finally:
+                tmp.unlink(missing_ok=True)
         else:
             self.voice_hits += 1
         self.voice_cache[key] = value
@@ -150,7 +155,7 @@ class AdvancedTTSOptimizer:
             "threads": self.threads,
             "tf32": self.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
             "precision": self.precision_manager.describe(model.model) if model is not None and hasattr(model, "model") else {},
-            "graphs": self.graphs.stats.as_dict() if self.graphs is not None else {"count": 0, "capture_s": 0.0, "memory_bytes": 0, "replays": 0, "eager_calls": 0, "fallbacks": {}},
+            "graphs": (self.graphs.stats if self.graphs is not None else GraphStats()).as_dict(),
             "pool": self.pool.stats.as_dict(),
             "pinned_bytes": self.staging.bytes,
             "voice_cache": {"entries": len(self.voice_cache), "hits": self.voice_hits, "misses": self.voice_misses},

@@ -49,8 +49,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
                 "CUDA was requested but this torch build cannot use a GPU "
                 f"(torch {torch.__version__}, CUDA {torch.version.cuda}); run 'tts-turbo doctor'"
             )
-        dev = torch.device(name)
-        return torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+        try:
+            dev = torch.device(name)
+        except RuntimeError as exc:
+            raise InputError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise InputError(f"there is no GPU cuda:{index}; this machine has {torch.cuda.device_count()} (cuda:0…)")
+        return torch.device("cuda", index)
     if name == "cpu":
         return torch.device("cpu")
     raise InputError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")

@@ -130,7 +130,9 @@ def _arch_supported(arch_list: list[str], major: int, minor: int) -> bool:
     for arch in arch_list:
         kind, _, num = arch.partition("_")
         digits = int("".join(c for c in num if c.isdigit()) or 0)
-        if kind == "sm" and digits == cap:
+        # SASS runs on later minor versions of the same major (sm_86 code on an sm_89 RTX 40xx);
+        # arch-specific "a" variants (sm_90a) run only on their exact GPU
+        if kind == "sm" and digits // 10 == major and (digits == cap or (digits % 10 <= minor and not num.endswith("a"))):
             return True
         if kind == "compute" and digits <= cap:
             return True

@@ -148,9 +148,10 @@ def _oom_explained(waves: Iterator[Any], device: torch.device, optimizer: Advanc
             torch.cuda.empty_cache()
             free, total = torch.cuda.mem_get_info(device)
         cfg = optimizer.config
+        batching = f"lower max_batch_size (now {cfg.max_batch_size}) or turn off batching, " if cfg.batch_preprocessing else ""
         raise DeviceOutOfMemory(
             f"the GPU ran out of memory ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free now); "
-            f"lower max_batch_size (now {cfg.max_batch_size}), turn off batching, close other GPU programs, or use the CPU"
+            f"{batching}close other GPU programs, or use the CPU"
         ) from exc
 
 

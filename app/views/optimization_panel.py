@@ -50,7 +50,7 @@ DEPENDS_ON = {
 }
 """A setting that only matters while another toggle is on."""
 
-INT_RANGES = {"num_threads": (0, 256), "graph_warmup_iters": (0, 20), "max_batch_size": (1, 256)}
+INT_RANGES = {"num_threads": (0, 256), "graph_warmup_iters": (1, 20), "max_batch_size": (1, 256)}
 
 
 def field_label(name: str) -> str:

@@ -12,9 +12,10 @@ import re
 _TITLES = {
     "mr": "Mister", "mrs": "Missus", "ms": "Miz", "dr": "Doctor", "prof": "Professor", "sgt": "Sergeant",
     "capt": "Captain", "lt": "Lieutenant", "col": "Colonel", "gen": "General", "gov": "Governor",
-    "rev": "Reverend", "hon": "Honorable", "fr": "Father", "sr": "Senior", "jr": "Junior",
+    "rev": "Reverend", "hon": "Honorable", "fr": "Father",
 }
-_LATIN = {"vs": "versus", "etc": "et cetera", "approx": "approximately", "dept": "department"}
+# these may also end a sentence ("… and so on, etc. Then …"): their period stays when it does
+_LATIN = {"vs": "versus", "etc": "et cetera", "approx": "approximately", "dept": "department", "sr": "Senior", "jr": "Junior"}
 
 _TITLE = re.compile(r"\b(" + "|".join(_TITLES) + r")\.(?=\s)", re.IGNORECASE)
 _SAINT = re.compile(r"\bSt\.(?=\s+[A-Z])")
@@ -24,10 +25,16 @@ _LATIN_RE = re.compile(r"\b(" + "|".join(_LATIN) + r")\.", re.IGNORECASE)
 _IE_EG = re.compile(r"\b(i\.e|e\.g)\.", re.IGNORECASE)
 
 
+def _ends_sentence(text: str, end: int) -> bool:
+    """The next word starts with a capital, or nothing follows."""
+    rest = text[end:].lstrip()
+    return not rest or rest[0].isupper()
+
+
 def expand_abbreviations(text: str) -> str:
     text = _TITLE.sub(lambda m: _TITLES[m.group(1).lower()], text)
     text = _SAINT.sub("Saint", text)
     text = _STREET.sub("Street", text)
     text = _NUMBER.sub("number", text)
-    text = _LATIN_RE.sub(lambda m: _LATIN[m.group(1).lower()], text)
+    text = _LATIN_RE.sub(lambda m: _LATIN[m.group(1).lower()] + ("." if _ends_sentence(text, m.end()) else ""), text)
     return _IE_EG.sub(lambda m: "that is" if m.group(1).lower() == "i.e" else "for example", text)

@@ -137,6 +137,10 @@ def test_batching_is_one_forward_for_many_sentences(joe_cpu):
     optimizer = AdvancedTTSOptimizer(cfg, "cpu")
     OptimizedTTSWrapper(joe_cpu, optimizer)
     assert joe_cpu.runner.plan([30, 80, 50, 20, 60]) == [[0], [3, 2, 4, 1]]
+    joe_cpu.runner.max_batch = 2  # windows of 4 × 2 sentences bound the reordering
+    plan = joe_cpu.runner.plan([10] + [90 - i for i in range(20)])
+    assert plan[:2] == [[0], [8, 7]] and sorted(i for b in plan for i in b) == list(range(21))
+    assert all(max(b) - min(b) < 8 for b in plan[1:])
 
 
 def test_stream_yields_first_sentence_before_the_rest(joe_cpu):
@@ -223,7 +227,7 @@ def test_config_validation_errors_are_specific():
 def test_out_of_memory_becomes_advice(joe_cpu, monkeypatch):
     from engine.errors import DeviceOutOfMemory
 
-    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig(), "cpu"))
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig(batch_preprocessing=True), "cpu"))
 
     def exhausted(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -232,3 +236,11 @@ def test_out_of_memory_becomes_advice(joe_cpu, monkeypatch):
     monkeypatch.setattr(joe_cpu, "synthesize", exhausted)
     with pytest.raises(DeviceOutOfMemory, match="lower max_batch_size"):
         wrapper.generate("Hello.")
+
+
+def test_buffer_pool_refuses_a_double_return():
+    pool = BufferPool("cpu")
+    buf = pool.get_buffer((8,))
+    pool.return_buffer(buf)
+    with pytest.raises(ValueError, match="returned twice"):
+        pool.return_buffer(buf)

@@ -58,7 +58,8 @@ def test_split_chunks_bounds_size_and_keeps_all_text():
     [
         ("Dr. Smith met Mr. and Mrs. Hart.", "Doctor Smith met Mister and Missus Hart."),
         ("St. Alban's Row, 5 Main St. today", "Saint Alban's Row, 5 Main Street today"),
-        ("See No. 5 vs. No. 6, etc.", "See number 5 versus number 6, et cetera"),
+        ("See No. 5 vs. No. 6, etc.", "See number 5 versus number 6, et cetera."),
+        ("Apples, pears, etc. Then we left with Martin Luther King Jr. today.", "Apples, pears, et cetera. Then we left with Martin Luther King Junior today."),
         ("Cheap, i.e. good; e.g. this.", "Cheap, that is good; for example this."),
         ("The drum. Dr.Who", "The drum. Dr.Who"),
     ],

@@ -113,12 +113,11 @@ class RelativeAttention(nn.Module):
         t = x.shape[2]
         q = q * self.k_channels**-0.5
         rel_k = self._rel_embeddings(self.emb_rel_k, t)
-        rel_v = self._rel_embeddings(self.emb_rel_v, t)
         rel_logits = _rel_to_abs(torch.matmul(q, rel_k.unsqueeze(0).transpose(-2, -1)))  # (B,H,T,T)
         if self.use_sdpa:
-            out = self._sdpa(q, k, v, rel_logits + attn_bias, rel_v)
+            out = self._sdpa(q, k, v, rel_logits + attn_bias)
         else:
-            out = self._plain(q, k, v, rel_logits + attn_bias, rel_v)
+            out = self._plain(q, k, v, rel_logits + attn_bias, self._rel_embeddings(self.emb_rel_v, t))
         b = x.shape[0]
         return self.conv_o(out.transpose(2, 3).reshape(b, -1, t))
 
@@ -127,9 +126,8 @@ class RelativeAttention(nn.Module):
         p = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) + bias, dim=-1)
         return torch.matmul(p, v) + torch.matmul(_abs_to_rel(p), rel_v.unsqueeze(0))
 
-    def _sdpa(self, q, k, v, bias, rel_v) -> torch.Tensor:
+    def _sdpa(self, q, k, v, bias) -> torch.Tensor:
         b, h, t, dk = q.shape
-        w = self.window_size
         band = self._band_logits(q, k, bias)  # (B,H,T,2w+1): logits inside the window
         sink_logit = band.amax(dim=-1, keepdim=True)  # ≤ row max, so the sink weight stays in [1/(T+1), 1/2]
         extra = 8  # keeps the head dim a multiple of 8 for the fused kernels

@@ -66,7 +66,8 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
         else:
             runner.graphs = opt.graph_runner()
 
-    _warmup(tts, opt)
+    if cfg.preload_weights:
+        _warmup(tts, opt)  # needs the weights on the device; without preloading the first request warms up
     opt.set_stat("buckets", runner.buckets)
     opt.set_stat("max_batch", runner.max_batch)
     opt.set_stat("compile_s", dict(runner.compile_s))

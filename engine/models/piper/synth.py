@@ -1,8 +1,8 @@
-"""Piper synthesis over time: batching, shape buckets, noise, graphs, the one host sync, copies.
+"""Piper synthesis over time: batching, shape buckets, noise, graphs, host syncs, copies.
 
 Per batch: stage A (text encoder + durations) → one host read of the frame counts → stage B
-(length regulation, prior, flow, HiFi-GAN) at a frame bucket → one device→host copy. Each stage
-is a fixed-shape function of its inputs, so it can be compiled and captured per bucket.
+(length regulation, prior, flow, HiFi-GAN) at a frame bucket → one device→host copy and a wait for
+it. Each stage is a fixed-shape function of its inputs, so it can be compiled and captured per bucket.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from .model import PiperVITS
 TOKEN_BUDGET = 8192
 """Most padded tokens in one batched forward: ~18k frames, whose last decoder stage holds
 32 ch × 4.7 M samples (0.6 GB per fp32 tensor), so a batch fits a consumer GPU."""
+
+
+WINDOW_BATCHES = 4
+"""Sentences are sorted for batching within windows of this many batches."""
 
 
 @dataclass(frozen=True)
@@ -116,21 +120,26 @@ class PiperRunner:
     # ---- orchestration ----
 
     def plan(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Batches of segment indices: the first sentence alone (fast first audio), the rest
-        sorted by length and packed under the token budget."""
+        """Batches of segment indices: the first sentence alone (fast first audio), then windows
+        of consecutive sentences, each sorted by length and packed under the token budget. The
+        windows bound how far audio is held back for in-order streaming."""
         if not self.batching or len(lengths) <= 1:
             return [[i] for i in range(len(lengths))]
-        rest = sorted(range(1, len(lengths)), key=lambda i: lengths[i])
-        batches, current = [[0]], []
-        for i in rest:
-            longest = max(lengths[j] for j in current + [i])
-            if current and (len(current) + 1 > self.max_batch or (len(current) + 1) * bucket(longest) > TOKEN_BUDGET):
+        window = WINDOW_BATCHES * self.max_batch
+        batches = [[0]]
+        for lo in range(1, len(lengths), window):
+            batches += self._pack(sorted(range(lo, min(lo + window, len(lengths))), key=lambda i: lengths[i]), lengths)
+        return batches
+
+    def _pack(self, ascending: list[int], lengths: Sequence[int]) -> list[list[int]]:
+        batches, current = [], []
+        for i in ascending:  # the newcomer is the longest of its batch
+            rows = batch_bucket(len(current) + 1, self.max_batch) if self.graphs is not None else len(current) + 1
+            if current and (len(current) + 1 > self.max_batch or rows * bucket(lengths[i]) > TOKEN_BUDGET):
                 batches.append(current)
                 current = []
             current.append(i)
-        if current:
-            batches.append(current)
-        return batches
+        return batches + [current] if current else batches
 
     def run(self, token_lists: Sequence[Sequence[int]], params: SynthParams, times: StageTimes, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield (segment index, float32 CPU waveform) in segment order."""
@@ -157,34 +166,44 @@ class PiperRunner:
         clock = self._clock or StageClock(self.device)
 
         ids, lens = self._ids(items, b_pad, t_max)
-        arch = self.model.arch
         dur_noise = self._noise(indices, [(2, n_tok) for n_tok in lengths], (b_pad, 2, t_max), params.noise_w, params.seed, 0)
         scale = self._buffer((b_pad,), torch.float32).fill_(params.length_scale)
         sid = self._buffer((b_pad,), torch.long).fill_(params.speaker_id)
+        borrowed = [ids, lens, dur_noise, scale, sid]
+        try:
+            host, frame_counts = self._forward(indices, n, b_pad, t_max, borrowed, params, clock)
+            clock.read(times)
+        finally:
+            self._clock = None
+            self._release(*borrowed)
+        hop = self.model.hop_length
+        return [torch.from_numpy(host[i, : frame_counts[i] * hop].numpy().copy()) for i in range(n)]
+
+    def _forward(self, indices, n: int, b_pad: int, t_max: int, borrowed: list[torch.Tensor], params: SynthParams, clock: StageClock):
+        """Stage A → the one length read → stage B → copy; returns host audio and frame counts."""
+        ids, lens, dur_noise, scale, sid = borrowed
         with exact_fp32():
             stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
         m_p, logs_p, durations, frames = stage_a
-        if self._clock is None:
-            clock.lap("encode")
+        if self._clock is None:  # captured/compiled: encoder and durations are one lap
+            clock.lap("encoder+duration")
         frame_counts = frames[:n].tolist()  # the one host sync per batch: output length is data-dependent
         f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
-        prior = self._noise(indices, [(arch.inter_channels, f) for f in frame_counts], (b_pad, arch.inter_channels, f_max), params.noise_scale, params.seed, 1)
+        inter = self.model.arch.inter_channels
+        prior = self._noise(indices, [(inter, f) for f in frame_counts], (b_pad, inter, f_max), params.noise_scale, params.seed, 1)
+        borrowed.append(prior)
         padded = self.buckets or n > 1 or self.graphs is not None
         if not padded:  # the reference path: exact length, no masks inside the decoder
             (audio,) = self._stage_b(m_p, logs_p, durations, frames, prior, sid, padded=False)
         else:
             (audio,) = self._staged("B", (b_pad, t_max, f_max), self.stage_b, m_p, logs_p, durations, frames, prior, sid)
         if self._clock is None:
-            clock.lap("decode")
+            clock.lap("flow+decoder")
         host = self.staging.to_host(audio[:n]) if self.staging is not None else audio[:n].cpu()
         clock.lap("copy")
-        if self.device.type == "cuda":
+        if self.device.type == "cuda":  # the pinned copy is asynchronous, and the lap events must be done
             torch.cuda.current_stream(self.device).synchronize()
-        clock.read(times)
-        self._clock = None
-        self._release(ids, lens, dur_noise, prior, scale, sid)
-        hop = self.model.hop_length
-        return [torch.from_numpy(host[i, : frame_counts[i] * hop].numpy().copy()) for i in range(n)]
+        return host, frame_counts
 
     def _staged(self, stage: str, shape: tuple[int, ...], fn, *inputs):
         key = (stage, *shape)

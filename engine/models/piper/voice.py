@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -92,9 +93,12 @@ def load_weights(onnx_path: Path, use_cache: bool = True) -> tuple[dict[str, tor
     if use_cache:
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp")
-            save_file(weights.state, str(tmp), metadata={"arch": json.dumps(asdict(weights.arch)), "source": onnx_path.name})
-            tmp.replace(cached)
+            tmp = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")  # unique: two processes may convert at once
+            try:
+                save_file(weights.state, str(tmp), metadata={"arch": json.dumps(asdict(weights.arch)), "source": onnx_path.name})
+                tmp.replace(cached)
+            finally:
+                tmp.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("could not write weight cache %s: %s", cached, exc)
     info["load_s"] = time.perf_counter() - start
@@ -133,6 +137,8 @@ def _first(keys: list[str], n: int = 5) -> str:
 
 
 def check_config(config: VoiceConfig, arch: PiperArch, source: str) -> None:
+    if config.phoneme_type != "espeak":
+        raise VoiceLoadError(f"{source}: phoneme_type {config.phoneme_type!r} is not supported (espeak voices only)")
     if config.num_symbols > arch.n_vocab:
         raise VoiceLoadError(f"{source}: the .json declares {config.num_symbols} symbols but the model embeds {arch.n_vocab}")
     if config.num_speakers > 1 and arch.n_speakers != config.num_speakers:
