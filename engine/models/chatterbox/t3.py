@@ -23,26 +23,17 @@ STOP_SPEECH = 6562
 
 
 @dataclass(frozen=True)
-class T3Config:
+class BackboneConfig:
+    """What every T3 variant has: the transformer's size, vocabularies, speaker input, prompt."""
+
     dim: int = 1024
     n_layers: int = 30
     hidden: int = 4096
     head_dim: int = 64
     text_vocab: int = 704
     speech_vocab: int = 8194
-    text_pos_len: int = 2050
-    speech_pos_len: int = 4100
     speaker_dim: int = 256
-    perceiver_queries: int = 32
-    perceiver_heads: int = 4
     norm_eps: float = 1e-5
-    rope_theta: float = 500000.0
-    rope_factor: float = 8.0
-    rope_low_freq: float = 1.0
-    rope_high_freq: float = 4.0
-    rope_original_len: int = 8192
-    start_text: int = 255
-    stop_text: int = 0
     start_speech: int = START_SPEECH
     stop_speech: int = STOP_SPEECH
     prompt_len: int = 150
@@ -50,6 +41,21 @@ class T3Config:
     @property
     def n_heads(self) -> int:
         return self.dim // self.head_dim
+
+
+@dataclass(frozen=True)
+class T3Config(BackboneConfig):
+    text_pos_len: int = 2050
+    speech_pos_len: int = 4100
+    perceiver_queries: int = 32
+    perceiver_heads: int = 4
+    rope_theta: float = 500000.0
+    rope_factor: float = 8.0
+    rope_low_freq: float = 1.0
+    rope_high_freq: float = 4.0
+    rope_original_len: int = 8192
+    start_text: int = 255
+    stop_text: int = 0
 
     @property
     def cond_len(self) -> int:

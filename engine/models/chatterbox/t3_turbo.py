@@ -15,29 +15,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import Source, TensorInfo, count_indexed, shape_of
-from .t3 import START_SPEECH, STOP_SPEECH, KVCache
+from .t3 import BackboneConfig, KVCache
 
 SILENCE_TOKEN = 4299  # S3 token of silence; three are appended before S3Gen, as the reference does
 
 
 @dataclass(frozen=True)
-class TurboConfig:
-    dim: int = 1024
+class TurboConfig(BackboneConfig):
     n_layers: int = 24
-    hidden: int = 4096
-    head_dim: int = 64
     text_vocab: int = 50276
     speech_vocab: int = 6563
-    positions: int = 8196
-    speaker_dim: int = 256
-    norm_eps: float = 1e-5
-    start_speech: int = START_SPEECH
-    stop_speech: int = STOP_SPEECH
     prompt_len: int = 375
-
-    @property
-    def n_heads(self) -> int:
-        return self.dim // self.head_dim
+    positions: int = 8196
 
     @property
     def cond_len(self) -> int:
