@@ -128,7 +128,14 @@ def cmd_say(args) -> int:
     wrapper = OptimizedTTSWrapper(model, optimizer)
     with contextlib.ExitStack() as stack:  # a failed run removes its partial file and closes the stream
         writer = stack.enter_context(AudioWriter(args.output, model.sample_rate)) if args.output else None
-        player = _player(model.sample_rate) if args.play else None
+        player = None
+        if args.play:
+            try:
+                player = _player(model.sample_rate)
+            except InputError as exc:
+                if writer is None:
+                    raise
+                print(f"note: {exc}; writing {args.output} only", file=sys.stderr)  # export still works
         if player is not None:
             stack.callback(player.close)
         for chunk in wrapper.stream(text, options):
@@ -169,9 +176,7 @@ def _player(sample_rate: int):
 
     try:
         return _BlockingPlayer(sample_rate)
-    except (OSError, ImportError) as exc:
-        raise InputError(f"cannot play audio here ({exc}); write a file with -o instead") from exc
-    except Exception as exc:
+    except Exception as exc:  # no PortAudio, no device, device busy: all mean "cannot play here"
         raise InputError(f"no usable audio output device ({exc}); write a file with -o instead") from exc
 
 

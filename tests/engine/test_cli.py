@@ -183,3 +183,16 @@ def test_models_list_and_offline_download(capsys, monkeypatch, tmp_path):
     assert "piper" in listing and "chatterbox-turbo" in listing and "not downloaded (missing: t3_cfg.safetensors" in listing
     assert main(["models", "download", "chatterbox"]) == 2
     assert "tts-turbo models download chatterbox" in capsys.readouterr().err
+
+
+def test_play_without_audio_device_still_writes_the_file(tmp_path, capsys, monkeypatch):
+    import engine.cli as cli
+
+    def no_device(rate):
+        raise RuntimeError("Error querying device -1")
+
+    monkeypatch.setattr(cli, "_BlockingPlayer", no_device)
+    out = tmp_path / "kept.wav"
+    assert main(["say", "Hello.", "-o", str(out), "--play", "--device", "cpu"]) == 0
+    assert out.exists() and "no usable audio output device" in capsys.readouterr().err
+    assert main(["say", "Hello.", "--play", "--device", "cpu"]) == 2
