@@ -27,7 +27,7 @@ def resolve_device(device_info: dict[str, Any] | None, choice: str) -> str:
 def unavailable_reasons(device_info: dict[str, Any] | None, choice: str) -> dict[str, str]:
     """Field name → why it cannot apply with this device choice (fields that can apply are absent)."""
     if device_info is None:
-        pending = (*GPU_ONLY, "enable_bf16", "enable_compile")
+        pending = (*GPU_ONLY, "enable_bf16", "enable_compile", "enable_fused_kernels")
         return {name: "Checking what this machine supports…" for name in pending}
     device = resolve_device(device_info, choice)
     reasons: dict[str, str] = {}
@@ -47,6 +47,9 @@ def unavailable_reasons(device_info: dict[str, Any] | None, choice: str) -> dict
     if not device_info.get("triton_available"):
         reasons["enable_compile"] = (
             "torch.compile on the GPU needs triton, which is not installed (Windows: triton-windows)."
+        )
+        reasons["enable_fused_kernels"] = (
+            "The fused GPU kernels are written in Triton, which is not installed (Windows: triton-windows)."
         )
     return reasons
 

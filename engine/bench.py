@@ -61,6 +61,7 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
                 "fp16": dataclasses.replace(base, enable_fp16=True),
                 "tf32": dataclasses.replace(base, enable_tf32=True),
                 "cuda_graphs": dataclasses.replace(base, enable_cuda_graphs=True),
+                "fused": dataclasses.replace(base, enable_fused_kernels=True),
                 "pinned": dataclasses.replace(base, pin_memory=True),
             }
         )
@@ -69,6 +70,8 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
     all_on = OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or cpu_bf16_fast())
     alone["all_on"] = dataclasses.replace(all_on, enable_compile=cuda and triton)
     alone["all_on_no_compile"] = dataclasses.replace(all_on, enable_compile=False)
+    if all_on.enable_fused_kernels:
+        alone["all_on_unfused"] = dataclasses.replace(all_on, enable_compile=False, enable_fused_kernels=False)
     return alone
 
 

@@ -73,21 +73,22 @@ class BufferPool:
 
 
 class PinnedStaging:
-    """One growing pinned host buffer per dtype for device→host copies with non_blocking=True."""
+    """Growing pinned host buffers per (dtype, slot) for device→host copies with non_blocking=True.
+    Two slots let one copy land while the host still reads the previous one."""
 
     def __init__(self) -> None:
-        self._buffers: dict[torch.dtype, torch.Tensor] = {}
+        self._buffers: dict[tuple[torch.dtype, int], torch.Tensor] = {}
 
-    def to_host(self, tensor: torch.Tensor) -> torch.Tensor:
+    def to_host(self, tensor: torch.Tensor, slot: int = 0) -> torch.Tensor:
         """Starts the copy and returns a host view, valid after the device synchronizes and only
-        until the next `to_host` call (the buffer is reused)."""
+        until the next `to_host` call with the same slot (the buffer is reused)."""
         if tensor.device.type != "cuda":
             return tensor
         numel = tensor.numel()
-        buf = self._buffers.get(tensor.dtype)
+        buf = self._buffers.get((tensor.dtype, slot))
         if buf is None or buf.numel() < numel:
             buf = torch.empty(max(numel, 1 << 16), dtype=tensor.dtype, pin_memory=True)
-            self._buffers[tensor.dtype] = buf
+            self._buffers[(tensor.dtype, slot)] = buf
         host = buf[:numel].view(tensor.shape)
         host.copy_(tensor, non_blocking=True)
         return host

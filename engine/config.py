@@ -26,6 +26,9 @@ class OptimizationConfig:
     """Express attention with scaled_dot_product_attention (flash / mem-efficient / math backends)."""
     enable_cuda_graphs: bool = False
     """Capture each shape bucket into a CUDA graph after warmup and replay it. GPU only."""
+    enable_fused_kernels: bool = False
+    """Kernel-level rewrites: the HiFi-GAN decoder as fused Triton convolutions (GPU, needs triton)
+    and the encoder, duration and flow convolutions as single matrix products."""
     enable_compile: bool = False
     """torch.compile the hot modules (needs triton on the GPU)."""
     compile_mode: CompileMode = "default"
@@ -75,7 +78,7 @@ class OptimizationConfig:
     @classmethod
     def max_speed(cls, cuda: bool, bf16_supported: bool = False) -> "OptimizationConfig":
         """Everything that helps on this machine, as measured (docs/benchmarks.md). On the GPU:
-        fp16 islands, SDPA, buckets, CUDA graphs, batching, pinned staging and the buffer pool
+        fp16 islands, SDPA, buckets, CUDA graphs, fused kernels, batching, pinned staging and the buffer pool
         (compile stays opt-in: minutes of start-up). On the CPU only a bf16 decoder, where the CPU
         has native bf16 (`bf16_supported`; 1.55× on the CI machine): SDPA, buckets and batching
         measured slower there, and batching would delay Stop."""
@@ -84,6 +87,7 @@ class OptimizationConfig:
             enable_bf16=not cuda and bf16_supported,
             enable_flash_attention=cuda,
             enable_cuda_graphs=cuda,
+            enable_fused_kernels=cuda,
             enable_compile=False,
             pin_memory=cuda,
             batch_preprocessing=cuda,
@@ -97,6 +101,7 @@ _LABELS = (
     ("enable_bf16", "bf16"),
     ("enable_flash_attention", "sdpa"),
     ("enable_cuda_graphs", "graphs"),
+    ("enable_fused_kernels", "fused"),
     ("enable_compile", "compile"),
     ("pin_memory", "pinned"),
     ("batch_preprocessing", "batch"),

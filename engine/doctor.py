@@ -80,7 +80,7 @@ def problems(report: dict[str, Any]) -> list[str]:
                 msg += ": RTX 50 (Blackwell, sm_120) needs a torch built for CUDA 12.8 or newer (cu128/cu130 wheels)"
             found.append(msg)
     if report["cuda_available"] and not report["triton_available"]:
-        found.append("triton is not installed: torch.compile is unavailable (on Windows install triton-windows)")
+        found.append("triton is not installed: torch.compile and the fused Triton kernels are unavailable (on Windows install triton-windows)")
     if report["packages"].get("piper-tts") is None:
         found.append("piper-tts is missing: Piper voices cannot be phonemized (pip install piper-tts)")
     return found

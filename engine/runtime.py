@@ -140,16 +140,22 @@ def _arch_supported(arch_list: list[str], major: int, minor: int) -> bool:
 
 
 def memory_snapshot(device: Any) -> dict[str, int]:
-    """Allocated / reserved / peak bytes on a CUDA device; zeros on the CPU."""
+    """Allocated / reserved / peak bytes on a CUDA device; zeros on the CPU.
+
+    One read of the allocator's nested stats: `memory_allocated()` and friends each flatten the
+    whole statistics tree, ~0.3 ms apiece, which was a sixth of a short sentence's synthesis."""
     import torch
 
     dev = torch.device(device)
     if dev.type != "cuda" or not torch.cuda.is_available():
         return {"allocated": 0, "reserved": 0, "peak": 0}
+    stats = torch.cuda.memory_stats_as_nested_dict(dev)
+    if not stats:  # CUDA not initialised yet: nothing allocated
+        return {"allocated": 0, "reserved": 0, "peak": 0}
     return {
-        "allocated": torch.cuda.memory_allocated(dev),
-        "reserved": torch.cuda.memory_reserved(dev),
-        "peak": torch.cuda.max_memory_allocated(dev),
+        "allocated": stats["allocated_bytes"]["all"]["current"],
+        "reserved": stats["reserved_bytes"]["all"]["current"],
+        "peak": stats["allocated_bytes"]["all"]["peak"],
     }
 
 

@@ -169,18 +169,22 @@ def _options(options: SynthesisOptions | None, kw: dict[str, Any]) -> SynthesisO
 
 
 def postprocess(wave: Any, options: SynthesisOptions, pause_s: float, sample_rate: int) -> np.ndarray:
-    """Peak-normalise (as piper-tts does), apply volume, clip, and append the pause."""
+    """Peak-normalise (as piper-tts does), apply volume, clip, and append the pause.
+
+    One output allocation and in-place passes: a 10-minute chapter is 13 M samples per pass."""
     audio = wave.detach().float().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, dtype=np.float32)
     audio = audio.astype(np.float32, copy=False).reshape(-1)
-    if options.normalize:
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    gain = options.volume
+    if options.normalize and audio.size:
+        peak = max(float(audio.max()), -float(audio.min()))
         if peak > 1e-8:
-            audio = audio / peak
-    if options.volume != 1.0:
-        audio = audio * options.volume
-    audio = np.clip(audio, -1.0, 1.0)
-    pause = np.zeros(int(round(pause_s * sample_rate)), dtype=np.float32)
-    return np.concatenate([audio.astype(np.float32), pause])
+            gain /= peak
+    out = np.empty(audio.size + int(round(pause_s * sample_rate)), dtype=np.float32)
+    head = out[: audio.size]
+    np.multiply(audio, np.float32(gain), out=head)
+    np.clip(head, -1.0, 1.0, out=head)
+    out[audio.size :] = 0.0
+    return out
 
 
 def _device_label(device: torch.device) -> str:

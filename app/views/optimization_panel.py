@@ -29,6 +29,7 @@ LABELS = {
     "enable_bf16": "BF16",
     "enable_flash_attention": "SDPA attention",
     "enable_cuda_graphs": "CUDA graphs",
+    "enable_fused_kernels": "Fused kernels",
     "enable_compile": "torch.compile",
     "compile_mode": "Compile mode",
     "pin_memory": "Pinned host buffers",

@@ -16,6 +16,7 @@ from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
 from engine.bench import snr_db
 from engine.config import SynthesisOptions
 from engine.models.base import Segment
+from engine.precision import exact_fp32
 
 pytestmark = pytest.mark.gpu
 
@@ -62,6 +63,7 @@ def test_cuda_fp32_parity_with_onnxruntime(joe_gpu, joe_paths):
     "flags, min_snr",
     [
         ({"enable_cuda_graphs": True}, 50),
+        ({"enable_fused_kernels": True}, 50),
         ({"enable_flash_attention": True}, 50),
         ({"shape_buckets": True}, 50),
         ({"batch_preprocessing": True}, 50),
@@ -150,3 +152,27 @@ def test_compile_matches_eager(joe_gpu):
     out, stats = run(joe_gpu, dataclasses.replace(base, enable_compile=True, enable_cuda_graphs=True), "medium", SEEDED)
     assert len(out) == len(ref)
     assert snr_db(ref, out) >= 50, stats["fallbacks"]
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-5), (torch.float16, 5e-3)])
+def test_fused_decoder_matches_the_eager_decoder(joe_gpu, dtype, tolerance):
+    pytest.importorskip("triton")
+    from engine.models.piper.fused import FusedGenerator
+
+    joe_gpu.ensure_on_device()
+    reference = joe_gpu.model.dec.float()
+    decoder = type(reference)(joe_gpu.model.arch).to("cuda", dtype)
+    decoder.load_state_dict(reference.state_dict())
+    torch.manual_seed(5)
+    frames = torch.tensor([400, 257, 31], device="cuda")
+    mask = (torch.arange(400, device="cuda")[None] < frames[:, None]).to(dtype)[:, None]
+    z = torch.randn(3, joe_gpu.model.arch.inter_channels, 400, device="cuda", dtype=dtype) * mask
+    with torch.inference_mode(), exact_fp32():
+        want = reference(z.float(), None, mask.float())[:, 0]
+        got = FusedGenerator(decoder)(z, frames, None)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    for i, n in enumerate(frames.tolist()):
+        a, b = got[i, : n * 256].double(), want[i, : n * 256].double()
+        err = ((a - b).norm() / b.norm()).item()
+        print(f"\nfused decoder {dtype}, item {i} ({n} frames): relative error {err:.2e}")
+        assert torch.isfinite(a).all() and err < tolerance

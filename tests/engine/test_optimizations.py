@@ -244,3 +244,17 @@ def test_buffer_pool_refuses_a_double_return():
     pool.return_buffer(buf)
     with pytest.raises(ValueError, match="returned twice"):
         pool.return_buffer(buf)
+
+
+def test_fused_kernels_on_cpu_use_matrix_products_and_say_the_vocoder_stays_eager(joe_cpu, reference):
+    from engine.models.piper.model import GemmConv1d
+
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_fused_kernels=True)
+    result, optimizer = synth(joe_cpu, cfg)
+    stats = optimizer.get_stats()
+    assert any("fused_kernels: no CUDA device: the Triton vocoder needs a GPU" in f for f in stats["fallbacks"])
+    swapped = sum(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())
+    assert swapped > 50 and not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.dec.modules())
+    assert len(result.audio) == len(reference) and snr_db(reference, result.audio) >= 50
+    synth(joe_cpu, OptimizationConfig.unoptimized())  # toggling off restores cuDNN-form convolutions
+    assert not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())

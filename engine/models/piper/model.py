@@ -30,6 +30,34 @@ def sequence_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return (positions[None, :] < lengths[:, None]).to(torch.float32)
 
 
+class GemmConv1d(nn.Conv1d):
+    """The same convolution as one matrix product over the unfolded input (stride 1, no groups).
+
+    Used outside the vocoder, where T is a few hundred tokens or frames: cuDNN's fp32 kernels
+    (TF32 stays off on the duration path) and its NCHW↔NHWC transposes around fp16 convolutions
+    cost more there than one cuBLAS product. Swapped in by `use_gemm_convs`, same parameters.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, d, pad = self.kernel_size[0], self.dilation[0], self.padding[0]
+        if k > 1:
+            x = F.pad(x, (pad, pad)).unfold(2, d * (k - 1) + 1, 1)[..., ::d]  # (B, C, T, K)
+            x = x.permute(0, 1, 3, 2).reshape(x.shape[0], -1, x.shape[2])  # (B, C·K, T)
+        y = torch.matmul(self.weight.view(self.out_channels, -1), x)
+        return y if self.bias is None else y + self.bias[:, None]
+
+
+def use_gemm_convs(module: nn.Module, on: bool) -> int:
+    """Switch every plain (ungrouped, stride-1) Conv1d under `module` between cuDNN and GEMM form.
+    Returns how many were switched."""
+    count = 0
+    for conv in module.modules():
+        if isinstance(conv, nn.Conv1d) and conv.groups == 1 and conv.stride == (1,) and conv.padding_mode == "zeros":
+            conv.__class__ = GemmConv1d if on else nn.Conv1d
+            count += 1
+    return count
+
+
 class LayerNorm(nn.Module):
     """LayerNorm over the channel axis of (B, C, T); computed in fp32 (an fp32 island)."""
 
@@ -560,3 +588,9 @@ class PiperVITS(nn.Module):
         cond = g.to(dtype) if g is not None else None
         audio = self.dec((z * y_mask).to(dtype), cond, y_mask.to(dtype) if padded else None)
         return audio[:, 0].float()
+
+    def vocode_fused(self, decoder, z, y_mask, frames, g) -> torch.Tensor:
+        """`vocode` through a `fused.FusedGenerator` built from `self.dec` (always masked)."""
+        dtype = self.dec.conv_pre.weight.dtype
+        cond = g.to(dtype) if g is not None else None
+        return decoder((z * y_mask).to(dtype), frames, cond)

@@ -13,6 +13,7 @@ import torch
 
 from ...runtime import triton_available
 from ...sdpa import probe_backend
+from .model import use_gemm_convs
 from .synth import PiperRunner
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
 
     opt.precision_manager.convert_model(tts.model, tts.precision_policy)
     _apply_sdpa(tts, opt)
+    _apply_fused_kernels(tts, opt, cuda)
 
     runner.inference_mode = cfg.use_inference_mode
     runner.batching = cfg.batch_preprocessing
@@ -93,6 +95,28 @@ def _apply_sdpa(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
         opt.set_stat("sdpa_backend", "off (plain attention)")
 
 
+def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
+    """GEMM-form convolutions before the vocoder, and the vocoder in fused Triton kernels."""
+    on = opt.config.enable_fused_kernels
+    model = tts.model
+    gemm = sum(use_gemm_convs(part, on) for part in (model.enc_p, model.dp, model.flow))
+    if not on:
+        opt.set_stat("fused_kernels", "off")
+        return
+    if not cuda:
+        opt.record_fallback("fused_kernels", f"no CUDA device: the Triton vocoder needs a GPU; {gemm} convolutions run as matrix products")
+        opt.set_stat("fused_kernels", f"{gemm} convolutions as matrix products")
+        return
+    if not triton_available():
+        opt.record_fallback("fused_kernels", f"triton is not installed: the vocoder runs eagerly; {gemm} convolutions run as matrix products")
+        opt.set_stat("fused_kernels", f"{gemm} convolutions as matrix products")
+        return
+    from .fused import FusedGenerator
+
+    tts.runner.fused_decoder = FusedGenerator(model.dec)
+    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {gemm} convolutions as matrix products")
+
+
 def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
     if cuda and not triton_available():
         opt.record_fallback("compile", "triton is not installed, torch.compile cannot build GPU kernels; running eagerly")
@@ -124,8 +148,16 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
         try:
             list(runner.run([ids], tts.params(options), StageTimes()))
         except Exception as exc:
-            if not runner.compiled:
+            if not (runner.compiled or runner.fused_decoder is not None):
                 raise
-            opt.record_fallback("compile", f"failed while compiling ({type(exc).__name__}: {str(exc).splitlines()[0]}); running eagerly")
-            runner.stage_a, runner.stage_b, runner.compiled = runner._stage_a, runner._stage_b, False
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if runner.fused_decoder is not None:  # the kernels build on first use; a failure means eager
+                opt.record_fallback("fused_kernels", f"the Triton vocoder failed to build or run ({reason}); running it eagerly")
+                opt.set_stat("fused_kernels", "failed: eager vocoder")
+                runner.fused_decoder = None
+            if runner.compiled:
+                opt.record_fallback("compile", f"failed while compiling ({reason}); running eagerly")
+                runner.stage_a, runner.stage_b, runner.compiled = runner._stage_a, runner._stage_b, False
+            if runner.graphs is not None:
+                runner.graphs.clear()
             list(runner.run([ids], tts.params(options), StageTimes()))

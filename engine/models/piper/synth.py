@@ -74,6 +74,28 @@ class StageClock:
             times.add(name, seconds)
 
 
+@dataclass
+class InFlight:
+    """A launched batch: its audio lands in `host` once `done` completes."""
+
+    indices: list[int]
+    host: torch.Tensor
+    frame_counts: list[int]
+    hop: int
+    clock: StageClock
+    done: torch.cuda.Event | None
+
+    def finish(self, times: StageTimes) -> dict[int, torch.Tensor]:
+        """Wait for the copy, record the stage laps, and cut each item to its true length."""
+        if self.done is not None:
+            self.done.synchronize()
+        self.clock.read(times)
+        return {
+            index: torch.from_numpy(self.host[row, : self.frame_counts[row] * self.hop].numpy().copy())
+            for row, index in enumerate(self.indices)
+        }
+
+
 class PiperRunner:
     """Owns the model's run-time state for one optimization config."""
 
@@ -89,6 +111,7 @@ class PiperRunner:
         self.staging: PinnedStaging | None = None
         self.stage_a: Callable = self._stage_a
         self.stage_b: Callable = self._stage_b
+        self.fused_decoder: Callable | None = None
         self.compiled = False
         self.compile_s: dict[str, float] = {}
         self.generator = torch.Generator(device=device)
@@ -113,7 +136,10 @@ class PiperRunner:
         g = m.speaker(sid)
         z, y_mask = m.latent(m_p, logs_p, durations, frames, prior_noise, g)
         self._lap("flow")
-        audio = m.vocode(z, y_mask, g, padded)
+        if self.fused_decoder is None:
+            audio = m.vocode(z, y_mask, g, padded)
+        else:
+            audio = m.vocode_fused(self.fused_decoder, z, y_mask, frames, g)
         self._lap("decoder")
         return (audio,)
 
@@ -142,21 +168,36 @@ class PiperRunner:
         return batches + [current] if current else batches
 
     def run(self, token_lists: Sequence[Sequence[int]], params: SynthParams, times: StageTimes, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield (segment index, float32 CPU waveform) in segment order."""
+        """Yield (segment index, float32 CPU waveform) in segment order.
+
+        From the second batch on, batch i+1 is launched before batch i's audio is handed out, so
+        the GPU computes while the caller post-processes; the first batch is handed out at once
+        (fast first audio)."""
         ready: dict[int, torch.Tensor] = {}
         next_index = 0
         grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
-        for batch in self.plan([len(t) for t in token_lists]):
+        in_flight: InFlight | None = None
+        for number, batch in enumerate(self.plan([len(t) for t in token_lists])):
             if cancelled():
                 return
             with grad_mode:
-                waves = self._run_batch([token_lists[i] for i in batch], batch, params, times)
-            ready.update(zip(batch, waves))
+                launched = self._launch_batch([token_lists[i] for i in batch], batch, params, number % 2)
+            if in_flight is not None:
+                ready.update(in_flight.finish(times))
+            in_flight = launched
+            if number == 0:
+                ready.update(in_flight.finish(times))
+                in_flight = None
             while next_index in ready:
                 yield next_index, ready.pop(next_index)
                 next_index += 1
+        if in_flight is not None:
+            ready.update(in_flight.finish(times))
+        while next_index in ready:
+            yield next_index, ready.pop(next_index)
+            next_index += 1
 
-    def _run_batch(self, items, indices, params: SynthParams, times: StageTimes) -> list[torch.Tensor]:
+    def _launch_batch(self, items, indices, params: SynthParams, slot: int) -> "InFlight":
         n = len(items)
         lengths = [len(t) for t in items]
         t_max = bucket(max(lengths)) if self.buckets else max(lengths)
@@ -170,17 +211,16 @@ class PiperRunner:
         scale = self._buffer((b_pad,), torch.float32).fill_(params.length_scale)
         sid = self._buffer((b_pad,), torch.long).fill_(params.speaker_id)
         borrowed = [ids, lens, dur_noise, scale, sid]
-        try:
-            host, frame_counts = self._forward(indices, n, b_pad, t_max, borrowed, params, clock)
-            clock.read(times)
+        try:  # released in stream order: later work on these buffers queues behind this batch
+            host, frame_counts, done = self._forward(indices, n, b_pad, t_max, borrowed, params, clock, slot)
         finally:
             self._clock = None
             self._release(*borrowed)
-        hop = self.model.hop_length
-        return [torch.from_numpy(host[i, : frame_counts[i] * hop].numpy().copy()) for i in range(n)]
+        return InFlight(list(indices), host, frame_counts, self.model.hop_length, clock, done)
 
-    def _forward(self, indices, n: int, b_pad: int, t_max: int, borrowed: list[torch.Tensor], params: SynthParams, clock: StageClock):
-        """Stage A → the one length read → stage B → copy; returns host audio and frame counts."""
+    def _forward(self, indices, n: int, b_pad: int, t_max: int, borrowed: list[torch.Tensor], params: SynthParams, clock: StageClock, slot: int):
+        """Stage A → the one length read → stage B → copy started; returns the host audio (valid
+        once `done` has completed), the frame counts and the completion event."""
         ids, lens, dur_noise, scale, sid = borrowed
         with exact_fp32():
             stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
@@ -199,11 +239,13 @@ class PiperRunner:
             (audio,) = self._staged("B", (b_pad, t_max, f_max), self.stage_b, m_p, logs_p, durations, frames, prior, sid)
         if self._clock is None:
             clock.lap("flow+decoder")
-        host = self.staging.to_host(audio[:n]) if self.staging is not None else audio[:n].cpu()
+        host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
         clock.lap("copy")
-        if self.device.type == "cuda":  # the pinned copy is asynchronous, and the lap events must be done
-            torch.cuda.current_stream(self.device).synchronize()
-        return host, frame_counts
+        done = None
+        if self.device.type == "cuda":  # the pinned copy is asynchronous
+            done = torch.cuda.Event()
+            done.record()
+        return host, frame_counts, done
 
     def _staged(self, stage: str, shape: tuple[int, ...], fn, *inputs):
         key = (stage, *shape)
@@ -236,9 +278,8 @@ class PiperRunner:
             host_lens[row] = len(tokens)
         ids = self._buffer((b_pad, t_max), torch.long)
         lens = self._buffer((b_pad,), torch.long)
-        pinned = self.staging is not None
-        ids.copy_(_host_tensor(host_ids, pinned), non_blocking=pinned)
-        lens.copy_(_host_tensor(host_lens, pinned), non_blocking=pinned)
+        ids.copy_(torch.from_numpy(host_ids))  # a few KB: pinning them per call would cost more than it saves
+        lens.copy_(torch.from_numpy(host_lens))
         return ids, lens
 
     def _noise(self, indices, shapes, padded_shape, scale: float, seed: int, stream: int) -> torch.Tensor:
@@ -250,13 +291,6 @@ class PiperRunner:
             return out
         for row, (index, shape) in enumerate(zip(indices, shapes)):
             self.generator.manual_seed((seed * 1_000_003 + index * 2 + stream) % (2**63))
-            noise = torch.randn(shape, generator=self.generator, device=self.device)
-            out[row, :, : shape[1]] = noise * scale
+            noise = torch.randn(shape, generator=self.generator, device=self.device)  # contiguous: layout-independent draws
+            torch.mul(noise, scale, out=out[row, :, : shape[1]])
         return out
-
-
-def _host_tensor(array: np.ndarray, pinned: bool) -> torch.Tensor:
-    tensor = torch.from_numpy(array)
-    return tensor.pin_memory() if pinned else tensor
-
-

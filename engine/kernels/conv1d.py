@@ -1,0 +1,216 @@
+"""Fused 1-D convolutions for the vocoder, written in Triton.
+
+One launch computes `epilogue(conv(prologue(x)))` for a (channels × time) tile: the prologue is the
+leaky ReLU and the length mask that HiFi-GAN applies before every convolution, the epilogue the bias,
+the residual add, the running sum over parallel residual blocks, a scale and an optional tanh. In
+eager PyTorch each of those is its own kernel (plus cuDNN's layout transposes around half-precision
+convolutions); here the intermediate never leaves the chip.
+
+A convolution tap is a (C_out × C_in) @ (C_in × T) matrix product on the tensor cores; the taps are
+summed in fp32. The transposed convolution is computed per output phase (polyphase decomposition),
+so each phase is again a sum of plain products and no zeros are multiplied.
+
+Layout: activations (B, C, T) contiguous along T; weights pre-arranged once as (K, C_out, C_in).
+Masking: `lengths[b]` counts the valid input positions of item b; positions at or past it read as
+zero, which is exactly the zero padding an unpadded input would see.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+ACT_NONE, ACT_LEAKY = 0, 1
+
+
+@triton.jit
+def _tanh(x):
+    e = tl.exp(2.0 * tl.minimum(tl.maximum(x, -15.0), 15.0))  # tanh(±15) is ±1 in fp32
+    return 1.0 - 2.0 / (e + 1.0)
+
+
+@triton.jit
+def _dot(a, b, EXACT: tl.constexpr):
+    """fp32 operands use three TF32 products (fp32 accuracy on the tensor cores); halves are exact."""
+    if EXACT:
+        return tl.dot(a, b, input_precision="tf32x3")
+    return tl.dot(a, b)
+
+
+@triton.jit
+def _tap(acc, x_base, w_tap, pos, co, C_in, C_out, stride_xc, valid, slope, ACT: tl.constexpr, EXACT: tl.constexpr, BLOCK_CI: tl.constexpr):
+    """acc += W_tap (C_out × C_in) @ act(x[:, pos]) over all input channels; positions outside
+    [0, valid) read as zero, rows ≥ C_out of W as zero."""
+    pos_ok = (pos >= 0) & (pos < valid)
+    for ci0 in range(0, C_in, BLOCK_CI):
+        ci = ci0 + tl.arange(0, BLOCK_CI)
+        x = tl.load(x_base + ci[:, None] * stride_xc + pos[None, :], mask=(ci[:, None] < C_in) & pos_ok[None, :], other=0.0)
+        if ACT == 1:
+            x = tl.where(x >= 0, x, x * slope)
+        w = tl.load(w_tap + co[:, None] * C_in + ci[None, :], mask=(co[:, None] < C_out) & (ci[None, :] < C_in), other=0.0)
+        acc += _dot(w, x.to(w.dtype), EXACT)
+    return acc
+
+
+@triton.jit
+def conv1d_kernel(
+    x_ptr, w_ptr, b_ptr, len_ptr, res_ptr, sum_ptr, y_ptr,
+    C_in, C_out, T_in, T_out,
+    stride_xb, stride_xc, stride_yb, stride_yc, stride_bias,
+    slope, scale,
+    K: tl.constexpr, DIL: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr,
+):
+    """y = act_out(scale · (conv(act(x · mask)) + bias + res + sum)); res/sum/y share y's strides;
+    the bias is per item when stride_bias ≠ 0 (speaker conditioning folded in)."""
+    pid_t = tl.program_id(0)
+    pid_co = tl.program_id(1)
+    b = tl.program_id(2)
+    t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
+    co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    valid = tl.load(len_ptr + b)
+    x_base = x_ptr + b * stride_xb
+    acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
+    for j in tl.static_range(K):
+        acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, C_in, C_out, stride_xc, valid, slope, ACT, EXACT, BLOCK_CI)
+    _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, scale, HAS_BIAS, HAS_RES, HAS_SUM, TANH)
+
+
+@triton.jit
+def _epilogue(acc, b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, scale,
+              HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr):
+    co_ok = co < C_out
+    ok = co_ok[:, None] & (t[None, :] >= 0) & (t[None, :] < T_out)
+    offs = b * stride_yb + co[:, None] * stride_yc + t[None, :]
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)[:, None]
+    if HAS_RES:
+        acc += tl.load(res_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+    if HAS_SUM:
+        acc += tl.load(sum_ptr + offs, mask=ok, other=0.0).to(tl.float32)
+    acc = acc * scale
+    if TANH:
+        acc = _tanh(acc)
+    tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def conv_transpose1d_kernel(
+    x_ptr, w_ptr, b_ptr, len_ptr, y_ptr,
+    C_in, C_out, T_in, T_out,
+    stride_xb, stride_xc, stride_yb, stride_yc,
+    slope,
+    K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_Q: tl.constexpr,
+):
+    """Output t = q·STRIDE + r − PAD takes taps j = r + m·STRIDE from inputs s = q − m; each
+    program computes one phase r of a tile of q (phases run in parallel across the grid)."""
+    pid = tl.program_id(0)
+    r = pid % STRIDE
+    pid_co = tl.program_id(1)
+    b = tl.program_id(2)
+    q = (pid // STRIDE) * BLOCK_Q + tl.arange(0, BLOCK_Q)
+    co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
+    valid = tl.load(len_ptr + b)
+    x_base = x_ptr + b * stride_xb
+    acc = tl.zeros((BLOCK_CO, BLOCK_Q), dtype=tl.float32)
+    for m in tl.static_range((K + STRIDE - 1) // STRIDE):
+        j = r + m * STRIDE
+        rows = tl.where(j < K, C_out, 0)  # a phase with fewer taps: this tap's weights read as zero
+        acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, q - m, co, C_in, rows, stride_xc, valid, slope, ACT, EXACT, BLOCK_CI)
+    t = q * STRIDE + (r - PAD)
+    _epilogue(acc, b_ptr, b_ptr, b_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, 1.0, True, False, False, False)
+
+
+def _blocks(c_out: int, c_in: int) -> tuple[int, int]:
+    """Channel tiles: tensor-core products need every side ≥ 16."""
+    return max(16, min(64, triton.next_power_of_2(c_out))), max(16, min(64, triton.next_power_of_2(c_in)))
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
+def _time_tile(largest: int, positions: int, other_programs: int, device: torch.device) -> int:
+    """Largest time tile (≤ `largest`, ≥ 32) that still gives two programs per multiprocessor:
+    short inputs (the first upsampling stages of one sentence) otherwise leave most SMs idle."""
+    tile = largest
+    while tile > 32 and triton.cdiv(positions, tile) * other_programs < 2 * _multiprocessors(device):
+        tile //= 2
+    return tile
+
+
+def conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    lengths: torch.Tensor,
+    *,
+    dilation: int = 1,
+    padding: int = 0,
+    slope: float | None = None,
+    residual: torch.Tensor | None = None,
+    running_sum: torch.Tensor | None = None,
+    scale: float = 1.0,
+    tanh: bool = False,
+    out: torch.Tensor | None = None,
+    block_t: int = 128,
+    num_warps: int = 4,
+) -> torch.Tensor:
+    """Same-length (stride 1) conv of x (B, C_in, T) with `weight` arranged (K, C_out, C_in).
+    `slope` enables a leaky ReLU on the (masked) input. `bias` is (C_out,) or per item (B, C_out).
+    `out` may alias `running_sum` (each element is read and written by the same program)."""
+    k, c_out, c_in = weight.shape
+    b, _, t = x.shape
+    t_out = t + 2 * padding - dilation * (k - 1)
+    y = out if out is not None else torch.empty((b, c_out, t_out), device=x.device, dtype=x.dtype)
+    block_co, block_ci = _blocks(c_out, c_in)
+    block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b, x.device)
+    grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b)
+    conv1d_kernel[grid](
+        x, weight, bias if bias is not None else weight, lengths,
+        residual if residual is not None else y, running_sum if running_sum is not None else y, y,
+        c_in, c_out, t, t_out,
+        x.stride(0), x.stride(1), y.stride(0), y.stride(1), bias.stride(0) if bias is not None and bias.dim() == 2 else 0,
+        0.0 if slope is None else slope, scale,
+        K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
+        HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, num_warps=num_warps,
+    )
+    return y
+
+
+def conv_transpose1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    stride: int,
+    padding: int,
+    slope: float | None = None,
+    block_q: int = 64,
+) -> torch.Tensor:
+    """ConvTranspose1d of x (B, C_in, T) with `weight` arranged (K, C_out, C_in)."""
+    k, c_out, c_in = weight.shape
+    b, _, t = x.shape
+    t_out = (t - 1) * stride - 2 * padding + k
+    y = torch.empty((b, c_out, t_out), device=x.device, dtype=x.dtype)
+    block_co, block_ci = _blocks(c_out, c_in)
+    q_max = (t_out - 1 + padding) // stride + 1
+    block_q = _time_tile(block_q, q_max, stride * triton.cdiv(c_out, block_co) * b, x.device)
+    grid = (triton.cdiv(q_max, block_q) * stride, triton.cdiv(c_out, block_co), b)
+    conv_transpose1d_kernel[grid](
+        x, weight, bias, lengths, y,
+        c_in, c_out, t, t_out,
+        x.stride(0), x.stride(1), y.stride(0), y.stride(1),
+        0.0 if slope is None else slope,
+        K=k, STRIDE=stride, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q,
+    )
+    return y

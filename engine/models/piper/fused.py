@@ -1,0 +1,95 @@
+"""The HiFi-GAN decoder as a short chain of fused Triton convolutions.
+
+Same function as `model.Generator` on padded input (every conv input masked past the item's
+length), in one launch per convolution: the leaky ReLU and mask are applied as the input tile is
+loaded, and bias, residual add, the sum over parallel residual blocks, the 1/num_kernels scale and
+the final tanh happen before the tile is stored. For joe-medium that is 23 launches for the whole
+decoder, where eager PyTorch needs ~150 kernels plus cuDNN's layout transposes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...kernels.conv1d import conv1d, conv_transpose1d
+from .model import LRELU_SLOPE, Generator
+
+POST_SLOPE = 0.01
+"""conv_post is preceded by F.leaky_relu's default slope in the exported graph."""
+
+
+def _taps(weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight (C_out, C_in, K) → (K, C_out, C_in), the kernels' layout."""
+    return weight.detach().permute(2, 0, 1).contiguous()
+
+
+def _transposed_taps(weight: torch.Tensor) -> torch.Tensor:
+    """ConvTranspose1d weight (C_in, C_out, K) → (K, C_out, C_in)."""
+    return weight.detach().permute(2, 1, 0).contiguous()
+
+
+class _Conv:
+    """One convolution's weights in kernel layout plus its geometry."""
+
+    def __init__(self, conv: nn.Conv1d):
+        self.weight = _taps(conv.weight)
+        self.bias = conv.bias.detach() if conv.bias is not None else None
+        self.dilation = conv.dilation[0]
+        self.padding = conv.padding[0]
+
+
+class FusedGenerator:
+    """Built from a loaded `Generator` (after precision conversion); holds its own weight copies."""
+
+    def __init__(self, gen: Generator, block_t: int = 128, num_warps: int = 4):
+        self.block_t = block_t
+        self.num_warps = num_warps
+        self.num_kernels = gen.num_kernels
+        self.upsample_rates = gen.upsample_rates
+        self.pre = _Conv(gen.conv_pre)
+        self.cond = gen.cond if hasattr(gen, "cond") else None
+        self.ups = [(_transposed_taps(up.weight), up.bias.detach(), up.stride[0], up.padding[0]) for up in gen.ups]
+        self.blocks = [self._block(block) for block in gen.resblocks]
+        self.post = _Conv(gen.conv_post)
+        self.launches = 2 + len(self.ups) + sum(1 + (first is not None) for steps in self.blocks for first, _ in steps)
+
+    @staticmethod
+    def _block(block) -> list[tuple[_Conv | None, _Conv]]:
+        """Residual steps x ← x + c2(act(c1(act(x)))) (type 1) or x ← x + c(act(x)) (type 2)."""
+        if block.kind == "1":
+            return [(_Conv(c1), _Conv(c2)) for c1, c2 in zip(block.convs1, block.convs2)]
+        return [(None, _Conv(c)) for c in block.convs]
+
+    @torch.compiler.disable  # already fused; compiling around it keeps the rest of the stage
+    def __call__(self, x: torch.Tensor, frames: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """x (B, inter, F) in the decoder's dtype, zero past `frames` (B,) → (B, F·hop) float32."""
+        lengths = frames.to(torch.int32)
+        bias = self.pre.bias
+        if self.cond is not None and g is not None:
+            bias = bias + self.cond(g)[:, :, 0]  # (B, C): speaker conditioning is a per-item bias
+        x = conv1d(x, self.pre.weight, bias, lengths, padding=self.pre.padding)
+        for i, (weight, up_bias, stride, padding) in enumerate(self.ups):
+            x = conv_transpose1d(x, weight, up_bias, lengths, stride=stride, padding=padding, slope=LRELU_SLOPE)
+            lengths = lengths * stride
+            x = self._resblocks(x, lengths, self.blocks[i * self.num_kernels : (i + 1) * self.num_kernels])
+        audio = torch.empty((x.shape[0], 1, x.shape[2]), device=x.device, dtype=torch.float32)
+        conv1d(x, self.post.weight, None, lengths, padding=self.post.padding, slope=POST_SLOPE, tanh=True, out=audio)
+        return audio[:, 0]
+
+    def _resblocks(self, x: torch.Tensor, lengths: torch.Tensor, blocks) -> torch.Tensor:
+        """mean over blocks of block(x); each block's last conv adds into the running sum."""
+        total: torch.Tensor | None = None
+        for b, steps in enumerate(blocks):
+            h = x
+            for s, (first, second) in enumerate(steps):
+                inner = h if first is None else self._conv(h, first, lengths)
+                if s < len(steps) - 1:
+                    h = self._conv(inner, second, lengths, residual=h)
+                    continue
+                scale = 1.0 / self.num_kernels if b == len(blocks) - 1 else 1.0
+                total = self._conv(inner, second, lengths, residual=h, running_sum=total, scale=scale, out=total)
+        return total
+
+    def _conv(self, x, conv: _Conv, lengths, **kw) -> torch.Tensor:
+        return conv1d(x, conv.weight, conv.bias, lengths, dilation=conv.dilation, padding=conv.padding, slope=LRELU_SLOPE, block_t=self.block_t, num_warps=self.num_warps, **kw)
