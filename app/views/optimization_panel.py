@@ -191,6 +191,11 @@ class OptimizationPanel(QWidget):
         graphs = stats.get("graphs") or {}
         if graphs.get("count"):
             lines.append(f"CUDA graphs: {graphs['count']} captured in {graphs.get('capture_s', 0):.2f} s")
+        model = stats.get("model") or {}
+        for key, label in (("fused_kernels", "Fused kernels"), ("sdpa_backend", "SDPA backend")):
+            value = model.get(key)
+            if value and not str(value).startswith("off"):
+                lines.append(f"{label}: {value}")
         pool = stats.get("pool") or {}
         if pool.get("hits") or pool.get("misses"):
             lines.append(f"Buffer pool: {pool.get('hits', 0)} hits, {pool.get('misses', 0)} misses")

@@ -307,3 +307,18 @@ def test_a_device_that_refuses_the_stream_turns_playback_off_with_a_notice(make_
     assert "Invalid sample rate" in window.audio_panel.notice.text()
     assert not window.audio_panel.play_button.isEnabled()
     assert window.audio_panel.export_button.isEnabled()
+
+
+def test_optimizer_report_names_the_fused_kernels_and_every_fallback(make_window):
+    window = make_window(FakeEngine().backend())
+    panel = window.optimization_panel
+    panel.show_stats({
+        "precision": {"dec": "fp16"},
+        "model": {"fused_kernels": "Triton vocoder (23 launches), 97 convolutions as matrix products", "sdpa_backend": "flash"},
+        "fallbacks": ["fused_kernels: the Triton vocoder failed to build or run (RuntimeError: x); running it eagerly"],
+    })
+    text = panel.stats_label.text()
+    assert "Fused kernels: Triton vocoder (23 launches)" in text and "SDPA backend: flash" in text
+    assert "⚠ fused_kernels: the Triton vocoder failed" in text
+    panel.show_stats({"model": {"fused_kernels": "off"}, "fallbacks": []})
+    assert "Fused kernels" not in panel.stats_label.text()
