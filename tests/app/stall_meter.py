@@ -11,6 +11,7 @@ class StallMeter:
     def __init__(self, interval_ms: int = 5) -> None:
         self.interval_s = interval_ms / 1000
         self.max_stall_s = 0.0
+        self.stalls_s: list[float] = []
         self.ticks = 0
         self._last = 0.0
         self._timer = QTimer()
@@ -27,6 +28,11 @@ class StallMeter:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.max_stall_s = max(self.max_stall_s, now - self._last - self.interval_s)
+        stall = now - self._last - self.interval_s
+        self.stalls_s.append(stall)
+        self.max_stall_s = max(self.max_stall_s, stall)
         self._last = now
         self.ticks += 1
+
+    def count_over(self, seconds: float) -> int:
+        return sum(stall > seconds for stall in self.stalls_s)

@@ -106,7 +106,8 @@ def test_stop_cancels_a_long_real_synthesis_promptly_without_stalling_the_ui(rea
     assert cancel_s < 2.5, f"Stop took {cancel_s:.2f} s"
     assert len(window.controller.history) == runs_before
     assert meter.ticks > 20
-    assert meter.max_stall_s < 0.1, f"event loop stalled {meter.max_stall_s * 1000:.0f} ms"
+    assert meter.count_over(0.04) <= 2, f"event loop stalled >40 ms {meter.count_over(0.04)} times"
+    assert meter.max_stall_s < 0.5, f"event loop stalled {meter.max_stall_s * 1000:.0f} ms"
 
 
 def test_a_real_engine_error_lands_in_the_banner(real_window, qtbot, tmp_path):

@@ -229,7 +229,10 @@ def test_event_loop_keeps_running_during_synthesis(make_window, qtbot):
         window.speak()
         qtbot.waitUntil(lambda: _history_rows(window) == 1, timeout=15000)
     assert meter.ticks > 50
-    assert meter.max_stall_s < 0.1, f"event loop stalled {meter.max_stall_s * 1000:.0f} ms"
+    # work on the GUI thread per sentence (50 ms each here) would stall it 20 times; one late tick
+    # is the OS scheduler on a loaded 2-core machine, not the app
+    assert meter.count_over(0.04) <= 2, f"event loop stalled >40 ms {meter.count_over(0.04)} times"
+    assert meter.max_stall_s < 0.5, f"event loop stalled {meter.max_stall_s * 1000:.0f} ms"
 
 
 @pytest.mark.parametrize("module", ["app.views.editor", "app.views.plots", "app.main_window"])

@@ -48,7 +48,6 @@ class FusedGenerator:
         self.block_t = block_t
         self.num_warps = num_warps
         self.num_kernels = gen.num_kernels
-        self.upsample_rates = gen.upsample_rates
         self.pre = _Conv(gen.conv_pre)
         self.cond = gen.cond if hasattr(gen, "cond") else None
         self.ups = [(_transposed_taps(up.weight), up.bias.detach(), up.stride[0], up.padding[0]) for up in gen.ups]

@@ -175,6 +175,13 @@ class PiperRunner:
         (fast first audio)."""
         ready: dict[int, torch.Tensor] = {}
         next_index = 0
+
+        def in_order() -> Iterator[tuple[int, torch.Tensor]]:
+            nonlocal next_index
+            while next_index in ready:
+                yield next_index, ready.pop(next_index)
+                next_index += 1
+
         grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
         in_flight: InFlight | None = None
         for number, batch in enumerate(self.plan([len(t) for t in token_lists])):
@@ -188,14 +195,10 @@ class PiperRunner:
             if number == 0:
                 ready.update(in_flight.finish(times))
                 in_flight = None
-            while next_index in ready:
-                yield next_index, ready.pop(next_index)
-                next_index += 1
+            yield from in_order()
         if in_flight is not None:
             ready.update(in_flight.finish(times))
-        while next_index in ready:
-            yield next_index, ready.pop(next_index)
-            next_index += 1
+        yield from in_order()
 
     def _launch_batch(self, items, indices, params: SynthParams, slot: int) -> "InFlight":
         n = len(items)
