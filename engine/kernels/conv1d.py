@@ -4,7 +4,7 @@ One launch computes `epilogue(conv(prologue(x)))` for a (channels × time) tile:
 leaky ReLU and the length mask that HiFi-GAN applies before every convolution, the epilogue the bias,
 the residual add, the running sum over parallel residual blocks, a scale and an optional tanh. In
 eager PyTorch each of those is its own kernel (plus cuDNN's layout transposes around half-precision
-convolutions); here the intermediate never leaves the chip.
+convolutions); here they act on the tile in registers and only each convolution's output is written.
 
 A convolution tap is a (C_out × C_in) @ (C_in × T) matrix product on the tensor cores; the taps are
 summed in fp32. The transposed convolution is computed per output phase (polyphase decomposition),
@@ -35,7 +35,8 @@ def _tanh(x):
 
 @triton.jit
 def _dot(a, b, EXACT: tl.constexpr):
-    """fp32 operands use three TF32 products (fp32 accuracy on the tensor cores); halves are exact."""
+    """fp32 operands use three TF32 products (fp32 accuracy on the tensor cores); half-precision
+    operands multiply exactly and accumulate in fp32."""
     if EXACT:
         return tl.dot(a, b, input_precision="tf32x3")
     return tl.dot(a, b)
