@@ -584,13 +584,16 @@ class PiperVITS(nn.Module):
     def vocode(self, z, y_mask, g, padded: bool) -> torch.Tensor:
         """(B,inter,F) → (B, F·hop) float32 audio; `padded` masks every decoder conv input so
         samples past each item's length never leak into the audible part."""
-        dtype = self.dec.conv_pre.weight.dtype
-        cond = g.to(dtype) if g is not None else None
-        audio = self.dec((z * y_mask).to(dtype), cond, y_mask.to(dtype) if padded else None)
+        x, cond = self._decoder_inputs(z, y_mask, g)
+        audio = self.dec(x, cond, y_mask.to(x.dtype) if padded else None)
         return audio[:, 0].float()
 
     def vocode_fused(self, decoder, z, y_mask, frames, g) -> torch.Tensor:
         """`vocode` through a `fused.FusedGenerator` built from `self.dec` (always masked)."""
+        x, cond = self._decoder_inputs(z, y_mask, g)
+        return decoder(x, frames, cond)
+
+    def _decoder_inputs(self, z, y_mask, g) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Masked latent and speaker conditioning in the decoder's dtype."""
         dtype = self.dec.conv_pre.weight.dtype
-        cond = g.to(dtype) if g is not None else None
-        return decoder((z * y_mask).to(dtype), frames, cond)
+        return (z * y_mask).to(dtype), (g.to(dtype) if g is not None else None)

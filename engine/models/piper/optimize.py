@@ -103,12 +103,12 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
     if not on:
         opt.set_stat("fused_kernels", "off")
         return
-    if not cuda:
-        opt.record_fallback("fused_kernels", f"no CUDA device: the Triton vocoder needs a GPU; {gemm} convolutions run as matrix products")
-        opt.set_stat("fused_kernels", f"{gemm} convolutions as matrix products")
-        return
-    if not triton_available():
-        opt.record_fallback("fused_kernels", f"triton is not installed: the vocoder runs eagerly; {gemm} convolutions run as matrix products")
+    eager_why = (
+        "no CUDA device: the Triton vocoder needs a GPU" if not cuda
+        else None if triton_available() else "triton is not installed: the vocoder runs eagerly"
+    )
+    if eager_why is not None:
+        opt.record_fallback("fused_kernels", f"{eager_why}; {gemm} convolutions run as matrix products")
         opt.set_stat("fused_kernels", f"{gemm} convolutions as matrix products")
         return
     from .fused import FusedGenerator
