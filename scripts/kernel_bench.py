@@ -91,18 +91,20 @@ def front_rows(model) -> list[dict]:
         scale = torch.ones(batch, device="cuda")
         with torch.inference_mode(), exact_fp32():
             outs = {}
-            for gemm in (False, True):
+            for variant, gemm, qkv in (("cudnn", False, False), ("gemm", True, False), ("gemm+qkv", True, True)):
                 use_gemm_convs(model.enc_p, gemm)
                 use_gemm_convs(model.dp, gemm)
+                for layer in model.enc_p.encoder.attn_layers:
+                    layer.fuse_projections(qkv)
 
                 def stage_a():
                     x, m_p, logs_p, mask = model.encode_text(ids, lengths)
                     return model.durations(x, mask, noise, scale, None)
 
-                outs[gemm] = stage_a()[0]
-                rows.append({"stage": "encoder+durations fp32", "shape": f"{batch}x{tokens}", "variant": "gemm" if gemm else "cudnn", "ms": graph_time(stage_a), "rel_err": rel_err(outs[gemm], outs[False])})
+                outs[variant] = stage_a()[0]
+                rows.append({"stage": "encoder+durations fp32", "shape": f"{batch}x{tokens}", "variant": variant, "ms": graph_time(stage_a),
+                             "rel_err": rel_err(outs[variant], outs["cudnn"]), "durations_equal": bool(torch.equal(outs[variant], outs["cudnn"]))})
                 print(rows[-1], flush=True)
-            rows[-1]["durations_equal"] = bool(torch.equal(outs[True], outs[False]))
     for dtype in (torch.float32, torch.float16):
         model.flow.to(dtype)
         for batch, frames in ((1, 960), (16, 1600)):
@@ -126,16 +128,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="kernel-bench.json")
     parser.add_argument("--front", action="store_true", help="also time the encoder/duration and flow stages")
+    parser.add_argument("--front-only", action="store_true", help="only the encoder/duration and flow stages")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # fp32 references are fp32
     model = load_piper("default", torch.device("cuda")).model.to("cuda").eval()
-    rows = decoder_rows(model) + (front_rows(model) if args.front else [])
+    rows = ([] if args.front_only else decoder_rows(model)) + (front_rows(model) if args.front or args.front_only else [])
     with open(args.out, "w") as f:
         json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, f, indent=1)
     print(f"\n{'stage':<26}{'shape':<10}{'variant':<22}{'ms':>9}{'rel err':>11}")
     for r in rows:
-        print(f"{r['stage']:<26}{r['shape']:<10}{r['variant']:<22}{r['ms']:>9.3f}{r['rel_err']:>11.2e}")
+        same = {True: "  durations equal", False: "  DURATIONS DIFFER"}.get(r.get("durations_equal"), "")
+        print(f"{r['stage']:<26}{r['shape']:<10}{r['variant']:<22}{r['ms']:>9.3f}{r['rel_err']:>11.2e}{same}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ class TTSModel(Protocol):
     name: str
     sample_rate: int
     device: torch.device
+    finishes_audio: bool
+    """True when `synthesize` yields finished audio (`engine.finishing`: float32 numpy, normalised,
+    volume applied, clipped, the segment's pause appended), e.g. done on the GPU per batch."""
 
     def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
         """Normalise, split into sentences and tokenize (no model work)."""
@@ -49,8 +52,9 @@ class TTSModel(Protocol):
     def synthesize(
         self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool]
     ) -> Iterator[torch.Tensor]:
-        """Yield one float32 waveform (1-D, on any device) per segment, in order; stop early
-        (between sentences or decode steps) once `cancelled()` is true."""
+        """Yield one float32 waveform (1-D, on any device; finished audio if `finishes_audio`)
+        per segment, in order; stop early (between sentences or decode steps) once `cancelled()`
+        is true."""
         ...
 
     def optimize(self, optimizer: "AdvancedTTSOptimizer") -> None:

@@ -12,6 +12,8 @@ MAX_TEXT_CHARS = 5_000_000
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+_ASCII_CONTROLS = {c: " " for c in (*range(32), 127) if chr(c) not in "\n\t"}
+"""What `_clean_char` does to ASCII, as one `str.translate` (a sentence is ~10× faster this way)."""
 
 
 def normalize_text(text: str) -> str:
@@ -21,7 +23,7 @@ def normalize_text(text: str) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise InputError(f"text is {len(text):,} characters; the limit for one request is {MAX_TEXT_CHARS:,}")
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = "".join(_clean_char(ch) for ch in text)
+    text = text.translate(_ASCII_CONTROLS) if text.isascii() else "".join(_clean_char(ch) for ch in text)
     text = _BLANK_LINES.sub("\n\n", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(lines).strip()

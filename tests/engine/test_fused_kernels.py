@@ -38,12 +38,15 @@ for k, d in ((3, 1), (5, 3), (7, 2)):
     conv1d(x, w.permute(2, 0, 1).contiguous(), bias, lens, dilation=d, padding=pad, slope=0.1,
            residual=res, running_sum=acc, scale=0.5, out=out)
     want = (F.conv1d(F.leaky_relu(x, 0.1) * mask, w, None, dilation=d, padding=pad) + bias[:, :, None] + res + acc) * 0.5
-    report[f"conv k{k} d{d}"] = rel(out, want) if not out.isnan().any() else "unwritten"
+    inside = (torch.arange(T)[None, None] < lens[:, None, None]).expand_as(out)
+    report[f"conv k{k} d{d}"] = rel(out[inside], want[inside]) if not out[inside].isnan().any() else "unwritten"
+    report[f"conv k{k} d{d}: tile past the length skipped"] = bool(out[1, :, 128:].isnan().all())  # 97 valid, tiles of 128
 for stride, k in ((8, 16), (4, 8), (3, 7)):
     w, bias = torch.randn(Ci, Co, k) * 0.1, torch.randn(Co)
     got = conv_transpose1d(x, w.permute(2, 1, 0).contiguous(), bias, lens, stride=stride, padding=(k - stride) // 2, slope=0.1)
     want = F.conv_transpose1d(F.leaky_relu(x, 0.1) * mask, w, bias, stride=stride, padding=(k - stride) // 2)
-    report[f"transposed s{stride} k{k}"] = rel(got, want) if got.shape == want.shape else "shape"
+    report[f"transposed s{stride} k{k} shape"] = got.shape == want.shape
+    report[f"transposed s{stride} k{k}"] = max(rel(got[i, :, : n * stride], want[i, :, : n * stride]) for i, n in enumerate(lens.tolist()))
 for kind, kernels, dilations in (("2", (3, 5, 7), ((1, 2), (2, 6), (3, 12))), ("1", (3, 7), ((1, 3), (1, 3)))):
     arch = PiperArch(n_vocab=10, hidden_channels=16, inter_channels=24, filter_channels=16, n_heads=2, n_layers=1,
         window_size=4, ffn_kernel_size=3, dp_filter_channels=16, dp_kernel_size=3, dp_n_layers=1, n_flows=1,
@@ -70,7 +73,7 @@ def test_fused_convolutions_match_pytorch_under_the_interpreter():
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     for name, value in report.items():
-        if name.endswith("shape"):
+        if name.endswith(("shape", "skipped")):
             assert value is True, name
         else:
             assert isinstance(value, float) and value < 1e-5, (name, value)

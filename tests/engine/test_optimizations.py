@@ -1,7 +1,9 @@
 """Each optimization's CPU-runnable path: same audio (within tolerance), stats move, fallbacks shown."""
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,6 +145,22 @@ def test_batching_is_one_forward_for_many_sentences(joe_cpu):
     assert all(max(b) - min(b) < 8 for b in plan[1:])
 
 
+def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
+    """A real chapter's sentences: every one planned once, no batch over max_batch rows or the
+    token budget, and far less padding than filling batches greedily (1.53× there)."""
+    from engine.models.piper.synth import TOKEN_BUDGET, bucket
+
+    chapter = json.loads((Path(__file__).parents[1] / "data" / "phoneme_ids.json").read_text())["chapter"]
+    lengths = [len(s["tokens"]) for s in chapter]
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=32)
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    plan = joe_cpu.runner.plan(lengths)
+    assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
+    padded = [len(b) * bucket(max(lengths[i] for i in b)) for b in plan]
+    assert all(len(b) <= 32 for b in plan) and all(p <= TOKEN_BUDGET for p in padded)
+    assert sum(padded) < 1.35 * sum(lengths)
+
+
 def test_stream_yields_first_sentence_before_the_rest(joe_cpu):
     wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), "cpu"))
     stream = wrapper.stream("One. Two two. Three three three. " * 4, SEEDED)
@@ -255,6 +273,11 @@ def test_fused_kernels_on_cpu_use_matrix_products_and_say_the_vocoder_stays_eage
     assert any("fused_kernels: no CUDA device: the Triton vocoder needs a GPU" in f for f in stats["fallbacks"])
     swapped = sum(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())
     assert swapped > 50 and not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.dec.modules())
+    attention = joe_cpu.model.enc_p.encoder.attn_layers
+    assert all(layer.qkv_weight is not None and layer.qkv_weight.shape == (3 * 192, 192) for layer in attention)
+    assert "qkv_weight" not in "".join(joe_cpu.model.state_dict())  # derived, never saved
+    assert "q/k/v as one" in stats["model"]["fused_kernels"]
     assert len(result.audio) == len(reference) and snr_db(reference, result.audio) >= 50
     synth(joe_cpu, OptimizationConfig.unoptimized())  # toggling off restores cuDNN-form convolutions
     assert not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())
+    assert all(layer.qkv_weight is None for layer in attention)

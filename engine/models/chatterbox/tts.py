@@ -61,6 +61,7 @@ def _has_triton() -> bool:
 class ChatterboxTTS:
     family = "chatterbox"
     sample_rate = S3GEN_SR
+    finishes_audio = False  # one sentence at a time: finished on the host by the wrapper
 
     def __init__(self, model: Chatterbox, tokenizer: EnTokenizer | GPT2Tokenizer, conds: Conditionals, device: torch.device,
                  path: Path | None = None, name: str = "chatterbox"):

@@ -100,6 +100,8 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
     on = opt.config.enable_fused_kernels
     model = tts.model
     gemm = sum(use_gemm_convs(part, on) for part in (model.enc_p, model.dp, model.flow))
+    for layer in model.enc_p.encoder.attn_layers:
+        layer.fuse_projections(on)
     if not on:
         opt.set_stat("fused_kernels", "off")
         return
@@ -108,13 +110,13 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
         else None if triton_available() else "triton is not installed: the vocoder runs eagerly"
     )
     if eager_why is not None:
-        opt.record_fallback("fused_kernels", f"{eager_why}; {gemm} convolutions run as matrix products")
-        opt.set_stat("fused_kernels", f"{gemm} convolutions as matrix products")
+        opt.record_fallback("fused_kernels", f"{eager_why}; {gemm} convolutions run as matrix products, q/k/v as one")
+        opt.set_stat("fused_kernels", f"{gemm} convolutions as matrix products, q/k/v as one")
         return
     from .fused import FusedGenerator
 
     tts.runner.fused_decoder = FusedGenerator(model.dec)
-    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {gemm} convolutions as matrix products")
+    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {gemm} convolutions as matrix products, q/k/v as one")
 
 
 def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool) -> None:

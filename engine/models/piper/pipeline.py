@@ -9,12 +9,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from ...config import SynthesisOptions
 from ...errors import InputError
+from ...finishing import pause_samples
 from ...precision import ModulePolicy
-from ...text import has_speakable_text, has_visible_text, normalize_text, phonemes_to_ids, split_chunks
+from ...text import has_speakable_text, has_visible_text, normalize_text, split_chunks
+from ...text.ids import IdTable
 from ...text.abbreviations import expand_abbreviations
 from ...text.phonemize import phonemize
 from ..base import Segment, StageTimes
@@ -55,6 +58,7 @@ def sentence_texts(chunk: str, count: int) -> list[str]:
 
 class PiperTTS:
     family = "piper"
+    finishes_audio = True  # normalised and clipped per batch on the device, pauses added on the way out
 
     def __init__(self, model: PiperVITS, config: VoiceConfig, device: torch.device, source: Path, load_info: dict[str, Any]):
         self.model = model
@@ -67,6 +71,7 @@ class PiperTTS:
         self.sample_rate = config.sample_rate
         self.runner = PiperRunner(self.model, device)
         self._dropped: set[str] = set()
+        self._ids = IdTable(config.phoneme_id_map, config.num_symbols)
 
     # ---- text front end ----
 
@@ -103,7 +108,7 @@ class PiperTTS:
         pieces.append(phonemes)
         out = []
         for piece in pieces:
-            ids = phonemes_to_ids(piece, self.config.phoneme_id_map, self.config.num_symbols, self._dropped)
+            ids = self._ids(piece, self._dropped)
             if len(ids) > 3:
                 out.append(Segment(text=chunk if len(pieces) == 1 else "".join(piece), tokens=ids, pause_after=pause))
         return out
@@ -121,13 +126,17 @@ class PiperTTS:
             noise_w=pick(options.noise_w, self.config.noise_w),
             speaker_id=options.speaker_id,
             seed=options.seed if options.seed is not None else secrets.randbits(48),
+            volume=options.volume,
+            normalize=options.normalize,
         )
 
-    def synthesize(self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes, cancelled=lambda: False) -> Iterator[torch.Tensor]:
+    def synthesize(self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes, cancelled=lambda: False) -> Iterator[np.ndarray]:
+        """Finished audio per segment (see `finishes_audio`)."""
         params = self.params(options)
         self.ensure_on_device()
-        for _, wave in self.runner.run([s.tokens for s in segments], params, times, cancelled):
-            yield wave
+        tails = [pause_samples(segments, i, self.sample_rate) for i in range(len(segments))]
+        for _, audio in self.runner.run([s.tokens for s in segments], params, times, cancelled, tails):
+            yield audio
 
     # ---- optimization ----
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...buffers import BufferPool, PinnedStaging
+from ...finishing import finish_rows_
 from ...graphs import GraphRunner
 from ...precision import exact_fp32
 from ..base import StageTimes
@@ -29,6 +30,11 @@ TOKEN_BUDGET = 8192
 WINDOW_BATCHES = 4
 """Sentences are sorted for batching within windows of this many batches."""
 
+BATCH_COST_TOKENS = 2048
+"""What one more batch costs, in padded tokens: on an H100 the encoder and duration stage takes
+2.2 ms for 1 × 416 tokens and 5.5 ms for 16 × 256, i.e. ~0.9 µs per token on top of ~1.8 ms per
+batch (launches, latency-bound small kernels, the host sync)."""
+
 
 @dataclass(frozen=True)
 class SynthParams:
@@ -37,6 +43,8 @@ class SynthParams:
     noise_w: float
     speaker_id: int
     seed: int
+    volume: float = 1.0
+    normalize: bool = True
 
 
 def bucket(n: int, quantum: int = 32, ratio: float = 1.25) -> int:
@@ -76,24 +84,34 @@ class StageClock:
 
 @dataclass
 class InFlight:
-    """A launched batch: its audio lands in `host` once `done` completes."""
+    """A launched batch: its finished audio lands in `host` once `done` completes."""
 
     indices: list[int]
     host: torch.Tensor
     frame_counts: list[int]
+    tails: list[int]
     hop: int
     clock: StageClock
     done: torch.cuda.Event | None
 
-    def finish(self, times: StageTimes) -> dict[int, torch.Tensor]:
-        """Wait for the copy, record the stage laps, and cut each item to its true length."""
+    def finish(self, times: StageTimes) -> dict[int, np.ndarray]:
+        """Wait for the copy, record the stage laps, and cut each item to its true length with its
+        pause appended. All items share one fresh allocation: many small fresh arrays cost the
+        host more in page faults than the copy itself (a 10-minute chapter is 53 MB)."""
         if self.done is not None:
             self.done.synchronize()
         self.clock.read(times)
-        return {
-            index: torch.from_numpy(self.host[row, : self.frame_counts[row] * self.hop].numpy().copy())
-            for row, index in enumerate(self.indices)
-        }
+        sizes = [frames * self.hop for frames in self.frame_counts]
+        block = np.empty(sum(sizes) + sum(self.tails), dtype=np.float32)
+        host = self.host.numpy()
+        out, start = {}, 0
+        for row, (index, size, tail) in enumerate(zip(self.indices, sizes, self.tails)):
+            item = block[start : start + size + tail]
+            np.copyto(item[:size], host[row, :size])
+            item[size:] = 0.0
+            out[index] = item
+            start += size + tail
+        return out
 
 
 class PiperRunner:
@@ -158,22 +176,37 @@ class PiperRunner:
         return batches
 
     def _pack(self, ascending: list[int], lengths: Sequence[int]) -> list[list[int]]:
-        batches, current = [], []
-        for i in ascending:  # the newcomer is the longest of its batch
-            rows = batch_bucket(len(current) + 1, self.max_batch) if self.graphs is not None else len(current) + 1
-            if current and (len(current) + 1 > self.max_batch or rows * bucket(lengths[i]) > TOKEN_BUDGET):
-                batches.append(current)
-                current = []
-            current.append(i)
-        return batches + [current] if current else batches
+        """Cut the length-sorted sentences into consecutive batches that minimise padded tokens plus
+        BATCH_COST_TOKENS per batch (dynamic programming over the cut points), within max_batch
+        rows and the token budget. Greedy filling padded a chapter 1.53×, this ~1.33×."""
+        n = len(ascending)
+        cost = [0.0] + [math.inf] * n
+        start = [0] * (n + 1)
+        for end in range(1, n + 1):
+            tokens = bucket(lengths[ascending[end - 1]])  # the batch's longest sentence is its last
+            for first in range(max(0, end - self.max_batch), end):
+                rows = batch_bucket(end - first, self.max_batch) if self.graphs is not None else end - first
+                if end - first > 1 and rows * tokens > TOKEN_BUDGET:
+                    continue
+                total = cost[first] + rows * tokens + BATCH_COST_TOKENS
+                if total < cost[end]:
+                    cost[end], start[end] = total, first
+        batches, end = [], n
+        while end > 0:
+            batches.append(ascending[start[end] : end])
+            end = start[end]
+        return batches[::-1]
 
-    def run(self, token_lists: Sequence[Sequence[int]], params: SynthParams, times: StageTimes, cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield (segment index, float32 CPU waveform) in segment order.
+    def run(self, token_lists: Sequence[Sequence[int]], params: SynthParams, times: StageTimes, cancelled: Callable[[], bool] = lambda: False,
+            tails: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (segment index, finished float32 host audio with `tails[index]` samples of
+        silence appended) in segment order.
 
         From the second batch on, batch i+1 is launched before batch i's audio is handed out, so
         the GPU computes while the caller post-processes; the first batch is handed out at once
         (fast first audio)."""
-        ready: dict[int, torch.Tensor] = {}
+        ready: dict[int, np.ndarray] = {}
+        tails = tails if tails is not None else [0] * len(token_lists)
         next_index = 0
 
         def in_order() -> Iterator[tuple[int, torch.Tensor]]:
@@ -188,7 +221,7 @@ class PiperRunner:
             if cancelled():
                 return
             with grad_mode:
-                launched = self._launch_batch([token_lists[i] for i in batch], batch, params, number % 2)
+                launched = self._launch_batch([token_lists[i] for i in batch], batch, params, number % 2, [tails[i] for i in batch])
             if in_flight is not None:
                 ready.update(in_flight.finish(times))
             in_flight = launched
@@ -200,7 +233,7 @@ class PiperRunner:
             ready.update(in_flight.finish(times))
         yield from in_order()
 
-    def _launch_batch(self, items, indices, params: SynthParams, slot: int) -> "InFlight":
+    def _launch_batch(self, items, indices, params: SynthParams, slot: int, tails: list[int]) -> "InFlight":
         n = len(items)
         lengths = [len(t) for t in items]
         t_max = bucket(max(lengths)) if self.buckets else max(lengths)
@@ -219,11 +252,11 @@ class PiperRunner:
         finally:
             self._clock = None
             self._release(*borrowed)
-        return InFlight(list(indices), host, frame_counts, self.model.hop_length, clock, done)
+        return InFlight(list(indices), host, frame_counts, tails, self.model.hop_length, clock, done)
 
     def _forward(self, indices, n: int, b_pad: int, t_max: int, borrowed: list[torch.Tensor], params: SynthParams, clock: StageClock, slot: int):
-        """Stage A → the one length read → stage B → copy started; returns the host audio (valid
-        once `done` has completed), the frame counts and the completion event."""
+        """Stage A → the one length read → stage B → finishing → copy started; returns the host
+        audio (valid once `done` has completed), the frame counts and the completion event."""
         ids, lens, dur_noise, scale, sid = borrowed
         with exact_fp32():
             stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
@@ -242,6 +275,7 @@ class PiperRunner:
             (audio,) = self._staged("B", (b_pad, t_max, f_max), self.stage_b, m_p, logs_p, durations, frames, prior, sid)
         if self._clock is None:
             clock.lap("flow+decoder")
+        finish_rows_(audio[:n], frames[:n] * self.model.hop_length, params.volume, params.normalize)
         host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
         clock.lap("copy")
         done = None
