@@ -244,8 +244,8 @@ class PiperRunner:
 
         ids, lens = self._ids(items, b_pad, t_max)
         dur_noise = self._noise(indices, [(2, n_tok) for n_tok in lengths], (b_pad, 2, t_max), params.noise_w, params.seed, 0)
-        scale = self._buffer((b_pad,), torch.float32).fill_(params.length_scale)
-        sid = self._buffer((b_pad,), torch.long).fill_(params.speaker_id)
+        scale = self._buffer((b_pad,), torch.float32, zero=False).fill_(params.length_scale)
+        sid = self._buffer((b_pad,), torch.long, zero=False).fill_(params.speaker_id)
         borrowed = [ids, lens, dur_noise, scale, sid]
         try:  # released in stream order: later work on these buffers queues behind this batch
             host, frame_counts, done = self._forward(indices, n, b_pad, t_max, borrowed, params, clock, slot)
@@ -297,10 +297,11 @@ class PiperRunner:
             return out
         return fn(*inputs)
 
-    def _buffer(self, shape, dtype) -> torch.Tensor:
+    def _buffer(self, shape, dtype, zero: bool = True) -> torch.Tensor:
+        """`zero=False` for buffers the caller overwrites whole (one launch less each)."""
         if self.pool is not None:
-            return self.pool.get_buffer(shape, dtype, zero=True)
-        return torch.zeros(shape, dtype=dtype, device=self.device)
+            return self.pool.get_buffer(shape, dtype, zero=zero)
+        return (torch.zeros if zero else torch.empty)(shape, dtype=dtype, device=self.device)
 
     def _release(self, *tensors: torch.Tensor) -> None:
         if self.pool is not None:
@@ -313,8 +314,8 @@ class PiperRunner:
         for row, tokens in enumerate(items):
             host_ids[row, : len(tokens)] = tokens
             host_lens[row] = len(tokens)
-        ids = self._buffer((b_pad, t_max), torch.long)
-        lens = self._buffer((b_pad,), torch.long)
+        ids = self._buffer((b_pad, t_max), torch.long, zero=False)
+        lens = self._buffer((b_pad,), torch.long, zero=False)
         ids.copy_(torch.from_numpy(host_ids))  # a few KB: pinning them per call would cost more than it saves
         lens.copy_(torch.from_numpy(host_lens))
         return ids, lens
