@@ -173,6 +173,7 @@ def _options(options: SynthesisOptions | None, kw: dict[str, Any]) -> SynthesisO
 
 JOIN_THREADS = max(1, min(4, os.cpu_count() or 1))
 PARALLEL_JOIN_SAMPLES = 1 << 20
+"""Shorter outputs (under ~48 s) are joined on the calling thread: handing off costs more than the copy."""
 _join_pool: ThreadPoolExecutor | None = None
 
 

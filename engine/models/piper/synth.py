@@ -209,7 +209,7 @@ class PiperRunner:
         tails = tails if tails is not None else [0] * len(token_lists)
         next_index = 0
 
-        def in_order() -> Iterator[tuple[int, torch.Tensor]]:
+        def in_order() -> Iterator[tuple[int, np.ndarray]]:
             nonlocal next_index
             while next_index in ready:
                 yield next_index, ready.pop(next_index)
