@@ -1,9 +1,9 @@
 """What happens to a sentence's waveform before anyone hears it: peak normalisation (as piper-tts
 does), volume, clipping to [-1, 1], and the sentence's trailing pause.
 
-Two forms of the same function: `finish_rows_` works in place on a padded batch where it was made
-(on the GPU: one pass per step over the whole batch, before the copy to the host), `finish_wave`
-on one waveform at a time on the host, for families that produce one sentence at a time.
+`finish_rows_` works in place on a padded batch where it was made (on the GPU: one pass per step
+over the whole batch, before the copy to the host); `finish_wave` applies it on the host to one
+waveform at a time, for families that produce one sentence at a time.
 """
 
 from __future__ import annotations
@@ -38,18 +38,11 @@ def finish_rows_(audio: torch.Tensor, valid: torch.Tensor, volume: float, normal
 
 
 def finish_wave(wave: torch.Tensor | np.ndarray, options: SynthesisOptions, pause: int) -> np.ndarray:
-    """One waveform (any device) → finished float32 host audio with `pause` samples of silence.
-    One output allocation and in-place passes: a long sentence is millions of samples."""
-    audio = wave.detach().float().cpu().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, dtype=np.float32)
-    audio = audio.astype(np.float32, copy=False).reshape(-1)
-    gain = options.volume
-    if options.normalize and audio.size:
-        peak = max(float(audio.max()), -float(audio.min()))
-        if peak > SILENT_PEAK:
-            gain /= peak
-    out = np.empty(audio.size + pause, dtype=np.float32)
-    head = out[: audio.size]
-    np.multiply(audio, np.float32(gain), out=head)
-    np.clip(head, -1.0, 1.0, out=head)
-    out[audio.size :] = 0.0
+    """One waveform (any device or dtype) → finished float32 host audio with `pause` samples of
+    silence: copied once into the output, then finished there in place."""
+    flat = wave.detach().reshape(-1) if isinstance(wave, torch.Tensor) else torch.as_tensor(np.asarray(wave, dtype=np.float32)).reshape(-1)
+    out = np.zeros(flat.numel() + pause, dtype=np.float32)
+    head = torch.from_numpy(out)[: flat.numel()]
+    head.copy_(flat)
+    finish_rows_(head[None], torch.tensor([flat.numel()]), options.volume, options.normalize)
     return out
