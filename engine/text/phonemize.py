@@ -3,7 +3,8 @@
 Clause handling follows piper-tts's `phonemize_espeak`: language-switch flags such as "(en)" are
 dropped, each clause keeps its punctuation (a space after , : ;), phonemes are split into NFD code
 points, and espeak's end-of-sentence flag closes a sentence. The voice is set only when it changes:
-`set_voice` costs ~0.1 ms, an eighth of phonemizing a sentence.
+`set_voice` costs ~0.1 ms, an eighth of phonemizing a sentence. This assumes nothing else in the
+process sets espeak's voice (piper-tts's own phonemizer would; the engine never calls it).
 """
 
 from __future__ import annotations
