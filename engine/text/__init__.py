@@ -2,6 +2,6 @@
 
 from .normalize import MAX_TEXT_CHARS, has_speakable_text, has_visible_text, normalize_text
 from .chunk import split_chunks
-from .ids import phonemes_to_ids
+from .ids import IdTable
 
-__all__ = ["normalize_text", "has_speakable_text", "has_visible_text", "split_chunks", "phonemes_to_ids", "MAX_TEXT_CHARS"]
+__all__ = ["normalize_text", "has_speakable_text", "has_visible_text", "split_chunks", "IdTable", "MAX_TEXT_CHARS"]

@@ -37,12 +37,3 @@ class IdTable:
         out.extend(self.tail)
         return out
 
-
-def phonemes_to_ids(
-    phonemes: Iterable[str],
-    id_map: Mapping[str, Sequence[int]],
-    num_symbols: int | None = None,
-    dropped: set[str] | None = None,
-) -> list[int]:
-    """One-off conversion; voices keep an `IdTable`."""
-    return IdTable(id_map, num_symbols)(phonemes, dropped)

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from engine.errors import InputError
-from engine.text import normalize_text, phonemes_to_ids, split_chunks
+from engine.text import IdTable, normalize_text, split_chunks
 from engine.text.normalize import MAX_TEXT_CHARS
 
 ID_MAP = {"_": [0], "^": [1], "$": [2], " ": [3], "a": [14], "b": [15]}
@@ -27,7 +27,7 @@ def test_normalize_rejects_non_string_and_huge_text():
 
 
 def test_ids_follow_piper_convention():
-    assert phonemes_to_ids(["a", "b"], ID_MAP) == [
+    assert IdTable(ID_MAP)(["a", "b"]) == [
         1, 0,  # BOS PAD
         14, 0,  # a PAD
         15, 0,  # b PAD
@@ -37,13 +37,13 @@ def test_ids_follow_piper_convention():
 
 def test_unknown_phonemes_dropped_with_one_warning(caplog):
     with caplog.at_level(logging.WARNING):
-        ids = phonemes_to_ids(["a", "Ω", "Ω", "b"], ID_MAP)
+        ids = IdTable(ID_MAP)(["a", "Ω", "Ω", "b"])
     assert ids == [1, 0, 14, 0, 15, 0, 2]
     assert sum("dropping phoneme 'Ω'" in r.message for r in caplog.records) == 1
 
 
 def test_ids_past_num_symbols_are_dropped():
-    assert phonemes_to_ids(["a", "b"], ID_MAP, num_symbols=15) == [1, 0, 14, 0, 2]
+    assert IdTable(ID_MAP, num_symbols=15)(["a", "b"]) == [1, 0, 14, 0, 2]
 
 
 def test_split_chunks_bounds_size_and_keeps_all_text():

@@ -16,8 +16,7 @@ from ...config import SynthesisOptions
 from ...errors import InputError
 from ...finishing import pause_samples
 from ...precision import ModulePolicy
-from ...text import has_speakable_text, has_visible_text, normalize_text, split_chunks
-from ...text.ids import IdTable
+from ...text import IdTable, has_speakable_text, has_visible_text, normalize_text, split_chunks
 from ...text.abbreviations import expand_abbreviations
 from ...text.phonemize import phonemize
 from ..base import Segment, StageTimes

@@ -43,8 +43,8 @@ class SynthParams:
     noise_w: float
     speaker_id: int
     seed: int
-    volume: float = 1.0
-    normalize: bool = True
+    volume: float
+    normalize: bool
 
 
 def bucket(n: int, quantum: int = 32, ratio: float = 1.25) -> int:
