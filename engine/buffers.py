@@ -1,7 +1,8 @@
-"""Reusable memory: a device buffer pool keyed by size and pinned host staging for output copies.
+"""Reusable memory: a device buffer pool keyed by size and pinned host staging for copies.
 
-The pool serves the per-call staging tensors (padded ids, noise) so that steady-state synthesis
-asks the allocator for nothing; pinned host memory lets the audio copy run asynchronously.
+The pool serves the per-call device tensors (each batch's packed inputs) so that steady-state
+synthesis asks the allocator for nothing; pinned host memory lets the one upload per batch and the
+audio copy back run asynchronously.
 """
 
 from __future__ import annotations
@@ -73,23 +74,28 @@ class BufferPool:
 
 
 class PinnedStaging:
-    """Growing pinned host buffers per (dtype, slot) for device→host copies with non_blocking=True.
-    Two slots let one copy land while the host still reads the previous one."""
+    """Growing pinned host buffers per (direction, dtype, slot) for asynchronous copies both ways.
+    Two slots let one batch's copies run while the host fills or reads the other's."""
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple[torch.dtype, int], torch.Tensor] = {}
+        self._buffers: dict[tuple[str, torch.dtype, int], torch.Tensor] = {}
+
+    def pinned(self, direction: str, dtype: torch.dtype, shape: torch.Size | tuple[int, ...], slot: int) -> torch.Tensor:
+        """A pinned host tensor of `shape` for copies in `direction` ("to_host" / "to_device"),
+        reused per slot: refill it only after the copy that last used the slot has run."""
+        numel = math.prod(shape)
+        buf = self._buffers.get((direction, dtype, slot))
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(max(numel, 1 << 16), dtype=dtype, pin_memory=True)
+            self._buffers[(direction, dtype, slot)] = buf
+        return buf[:numel].view(tuple(shape))
 
     def to_host(self, tensor: torch.Tensor, slot: int = 0) -> torch.Tensor:
         """Starts the copy and returns a host view, valid after the device synchronizes and only
         until the next `to_host` call with the same slot (the buffer is reused)."""
         if tensor.device.type != "cuda":
             return tensor
-        numel = tensor.numel()
-        buf = self._buffers.get((tensor.dtype, slot))
-        if buf is None or buf.numel() < numel:
-            buf = torch.empty(max(numel, 1 << 16), dtype=tensor.dtype, pin_memory=True)
-            self._buffers[(tensor.dtype, slot)] = buf
-        host = buf[:numel].view(tensor.shape)
+        host = self.pinned("to_host", tensor.dtype, tensor.shape, slot)
         host.copy_(tensor, non_blocking=True)
         return host
 

@@ -25,15 +25,15 @@ def pause_samples(segments: Sequence[Segment], index: int, sample_rate: int) -> 
     return int(round(segments[index].pause_after * sample_rate)) if index < len(segments) - 1 else 0
 
 
-def finish_rows_(audio: torch.Tensor, valid: torch.Tensor, volume: float, normalize: bool) -> torch.Tensor:
-    """audio (B, S) float32, row b valid up to `valid[b]` samples: each row scaled by volume
-    (over its peak when normalising; the peak of the valid part only) and clipped, in place.
-    Samples past `valid` may hold anything on entry (padding)."""
-    gain = torch.full((audio.shape[0], 1), volume, dtype=audio.dtype, device=audio.device)
-    if normalize:
-        inside = torch.arange(audio.shape[1], device=audio.device)[None, :] < valid[:, None]
-        peak = torch.where(inside, audio.abs(), 0.0).amax(dim=1, keepdim=True)
-        gain = torch.where(peak > SILENT_PEAK, gain / peak, gain)
+def finish_rows_(audio: torch.Tensor, valid: torch.Tensor, volume: torch.Tensor, normalize: torch.Tensor) -> torch.Tensor:
+    """audio (B, S) float32, row b valid up to `valid[b]` samples: each row scaled by `volume[b]`
+    (over its peak where `normalize[b]`; the peak of the valid part only) and clipped, in place.
+    Samples past `valid` may hold anything on entry (padding). Branch-free, so it runs inside
+    compiled and captured stages with per-row settings as tensors."""
+    inside = torch.arange(audio.shape[1], device=audio.device)[None, :] < valid[:, None]
+    peak = torch.where(inside, audio.abs(), 0.0).amax(dim=1, keepdim=True)
+    gain = volume[:, None].to(audio.dtype)
+    gain = torch.where(normalize[:, None] & (peak > SILENT_PEAK), gain / peak, gain)
     return audio.mul_(gain).clamp_(-1.0, 1.0)
 
 
@@ -44,5 +44,5 @@ def finish_wave(wave: torch.Tensor | np.ndarray, options: SynthesisOptions, paus
     out = np.zeros(flat.numel() + pause, dtype=np.float32)
     head = torch.from_numpy(out)[: flat.numel()]
     head.copy_(flat)
-    finish_rows_(head[None], torch.tensor([flat.numel()]), options.volume, options.normalize)
+    finish_rows_(head[None], torch.tensor([flat.numel()]), torch.tensor([options.volume]), torch.tensor([options.normalize]))
     return out

@@ -2,7 +2,9 @@
 
 A bucket key names a fixed set of input shapes. The first calls of a key run eagerly on a side
 stream (warmup: cuDNN plans, lazy inits, compile), then the function is captured once into a graph
-with static input and output tensors; later calls copy into the static inputs and replay. Any
+with static input and output tensors; later calls copy into the static inputs and replay. An input
+that is another graph's input or output is read in place, so chained stages pass tensors without
+copies. Any
 failure to capture leaves that key eager for good and is recorded, never raised.
 """
 
@@ -68,7 +70,8 @@ class GraphRunner:
         graph = self.graphs.get(key)
         if graph is not None:
             for static, value in zip(graph.inputs, inputs):
-                static.copy_(value, non_blocking=True)
+                if static is not value:
+                    static.copy_(value, non_blocking=True)
             graph.graph.replay()
             self.stats.replays += 1
             return graph.outputs
@@ -81,10 +84,16 @@ class GraphRunner:
             return tuple(fn(*inputs))
         return captured.outputs
 
+    def static_inputs(self, key: Hashable) -> tuple[torch.Tensor, ...] | None:
+        """A captured key's input tensors, or None: a caller that fills them in place and passes
+        them to `run` saves the copy."""
+        graph = self.graphs.get(key)
+        return graph.inputs if graph is not None else None
+
     def _capture(self, key: Hashable, fn, inputs: Sequence[torch.Tensor]) -> CapturedGraph | None:
         start = time.perf_counter()
         before = torch.cuda.memory_reserved(self.device)
-        static_inputs = tuple(x.clone() for x in inputs)
+        static_inputs = tuple(x if self._is_static(x) else x.clone() for x in inputs)
         try:
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
@@ -117,6 +126,11 @@ class GraphRunner:
         self.stats.capture_s += captured.capture_s
         self.stats.memory_bytes += captured.memory_bytes
         return captured
+
+    def _is_static(self, x: torch.Tensor) -> bool:
+        """A captured graph's inputs and outputs have fixed addresses: a graph fed by one reads it
+        in place (stages chain with no copy between them)."""
+        return any(x is t for captured in self.graphs.values() for t in (*captured.inputs, *captured.outputs))
 
     def clear(self) -> None:
         self.graphs.clear()

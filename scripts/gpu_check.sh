@@ -32,8 +32,9 @@ if [[ $what == profile || $what == all ]]; then
     python3 -m engine.cli profile medium --ids-file "$ids" --device cuda --preset "$preset" --rows 30 >"$OUT/profile-$preset.txt" 2>&1 || status=1
   done
 fi
-if [[ $what == host || $what == all ]]; then  # where the wall time goes besides the GPU (runs J, K)
+if [[ $what == host || $what == all ]]; then  # where the wall time goes besides the GPU (runs J, K, P)
   python3 scripts/host_profile.py --compile --kernels 45 >"$OUT/host-profile.log" 2>&1 || status=1
+  python3 scripts/host_split.py --compile --fine >"$OUT/host-split.txt" 2>&1 || status=1
   python3 scripts/timeline.py --text medium >"$OUT/timeline-medium.txt" 2>&1 || status=1
   python3 scripts/timeline.py --text chapter --min-gap-us 100 --min-host-us 300 >"$OUT/timeline-chapter.txt" 2>&1 || status=1
 fi

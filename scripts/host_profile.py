@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import dataclasses
 import io
 import json
 import pstats
 import statistics
 import time
-from pathlib import Path
 
-from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper, load_model
-from engine.config import SynthesisOptions
-from engine.models.base import Segment
-
-IDS = json.loads(Path("tests/data/phoneme_ids.json").read_text())
+from profiling import OPTIONS, max_speed_wrapper, segments, warm
 
 
 def main() -> None:
@@ -33,35 +27,31 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"), help="cProfile order")
     parser.add_argument("--kernels", type=int, default=0, help="rows of the device-kernel table (0: none)")
     args = parser.parse_args()
-    model = load_model("default", "cuda")
-    cfg = dataclasses.replace(OptimizationConfig.max_speed(cuda=True), enable_compile=args.compile)
-    wrapper = OptimizedTTSWrapper(model, AdvancedTTSOptimizer(cfg, model.device))
-    options = SynthesisOptions(seed=1234)
+    wrapper = max_speed_wrapper(args.compile)
     for name in args.texts.split(","):
-        segments = [Segment(s["text"], s["tokens"], s["pause_after"]) for s in IDS[name]]
+        text_segments = segments(name)
         calls = args.calls if name != "chapter" else max(args.calls // 4, 3)
-        for _ in range(3):
-            wrapper.generate("", options, segments=segments)
+        warm(wrapper, text_segments, 3)
         walls, stages = [], []
         for _ in range(calls):
             start = time.perf_counter()
-            result = wrapper.generate("", options, segments=segments)
+            result = wrapper.generate("", OPTIONS, segments=text_segments)
             walls.append(time.perf_counter() - start)
             stages.append(result.timings.stages)
         wall = statistics.median(walls) * 1000
-        print(f"\n== {name}: {len(segments)} segments, {result.duration_s:.1f} s audio, wall median {wall:.2f} ms")
+        print(f"\n== {name}: {len(text_segments)} segments, {result.duration_s:.1f} s audio, wall median {wall:.2f} ms")
         for key in stages[0]:
             print(f"   {key:<18} {statistics.median(s.get(key, 0.0) for s in stages) * 1000:8.2f} ms")
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(calls):
-            wrapper.generate("", options, segments=segments)
+            wrapper.generate("", OPTIONS, segments=text_segments)
         profiler.disable()
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats(args.sort).print_stats(40 if args.sort == "cumulative" else 22)
         print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:9000])
         if args.kernels:
-            print(kernel_table(lambda: wrapper.generate("", options, segments=segments), args.kernels))
+            print(kernel_table(lambda: wrapper.generate("", OPTIONS, segments=text_segments), args.kernels))
     print("\nstats:", json.dumps({k: v for k, v in wrapper.optimizer.get_stats().items() if k in ("fused_kernels", "fallbacks", "graphs")}, default=str))
 
 

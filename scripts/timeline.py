@@ -10,18 +10,11 @@ little, so read the structure and the gaps, not the absolute host costs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper, load_model
-from engine.config import SynthesisOptions
-from engine.models.base import Segment
-
-IDS = json.loads(Path("tests/data/phoneme_ids.json").read_text())
+from profiling import OPTIONS, max_speed_wrapper, segments, warm
 
 
 def busy_spans(kernels, min_gap: float) -> list[tuple[float, float, int]]:
@@ -43,16 +36,12 @@ def main() -> None:
     parser.add_argument("--min-gap-us", type=float, default=5.0, help="shorter device gaps are merged")
     parser.add_argument("--min-host-us", type=float, default=0.0, help="shorter host operations are not listed")
     args = parser.parse_args()
-    model = load_model("default", "cuda")
-    cfg = dataclasses.replace(OptimizationConfig.max_speed(cuda=True), enable_compile=args.compile)
-    wrapper = OptimizedTTSWrapper(model, AdvancedTTSOptimizer(cfg, model.device))
-    segments = [Segment(s["text"], s["tokens"], s["pause_after"]) for s in IDS[args.text]]
-    options = SynthesisOptions(seed=1234)
-    for _ in range(5):
-        wrapper.generate("", options, segments=segments)
+    wrapper = max_speed_wrapper(args.compile)
+    text_segments = segments(args.text)
+    warm(wrapper, text_segments, 5)
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        wrapper.generate("", options, segments=segments)
+        wrapper.generate("", OPTIONS, segments=text_segments)
         torch.cuda.synchronize()
     events = prof.events()
     host = [e for e in events if e.device_type.name == "CPU" and e.cpu_parent is None]

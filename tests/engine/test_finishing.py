@@ -23,7 +23,7 @@ def _batch():
 def test_batch_and_per_wave_finishing_agree(volume, normalize):
     audio, valid = _batch()
     options = SynthesisOptions(volume=volume, normalize=normalize)
-    rows = finish_rows_(audio.clone(), valid, volume, normalize)
+    rows = finish_rows_(audio.clone(), valid, torch.full((3,), volume), torch.full((3,), normalize))
     for row, n in enumerate(valid.tolist()):
         alone = finish_wave(audio[row, :n], options, pause=7)
         assert alone.shape == (n + 7,) and not alone[n:].any()

@@ -242,6 +242,26 @@ def test_config_validation_errors_are_specific():
         OptimizationConfig(num_threads=-1)
 
 
+def test_a_shape_that_fails_to_compile_falls_back_to_eager_visibly(joe_cpu):
+    """Compilation happens per new shape, after warmup too: a failure there (an inductor assertion
+    on one batch shape, seen on an H100) must cost that call nothing but speed, and say so."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    opt = AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), joe_cpu.device)
+    wrapper = OptimizedTTSWrapper(joe_cpu, opt)
+    reference = wrapper.generate("A short test.", seed=3).audio
+    runner = joe_cpu.runner
+
+    def fails_to_compile(*args, **kwargs):
+        raise BackendCompilerFailed(fails_to_compile, AssertionError("inductor assertion"), None)
+
+    runner.stage_a, runner.compiled = fails_to_compile, True
+    audio = wrapper.generate("A short test.", seed=3).audio
+    np.testing.assert_array_equal(audio, reference)
+    assert not runner.compiled and runner.stage_a == runner._stage_a
+    assert any(f.startswith("compile: failed while compiling stage A") and "inductor assertion" in f for f in opt.get_stats()["fallbacks"])
+
+
 def test_out_of_memory_becomes_advice(joe_cpu, monkeypatch):
     from engine.errors import DeviceOutOfMemory
 

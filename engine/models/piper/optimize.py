@@ -6,6 +6,7 @@ rounding, and builds a fresh runner (new buckets, graphs, pool bindings).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
     cuda = dev.type == "cuda"
     tts.restore_reference_weights()
     runner = PiperRunner(tts.model, dev)
+    runner.on_fallback = opt.record_fallback
     tts.runner = runner
 
     if cfg.preload_weights:
@@ -132,6 +134,9 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
         opt.record_fallback("compile", f"{type(exc).__name__}: {exc}")
         return
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    # The generic recompile's value-range analysis cannot bound one index expression and logs each
+    # attempt; it then uses no bound, which changes nothing we run. Keep the user's console clean.
+    logging.getLogger("torch.utils._sympy.interp").setLevel(logging.ERROR)
     runner.compiled = True
 
 
@@ -158,8 +163,7 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
                 opt.set_stat("fused_kernels", "failed: eager vocoder")
                 runner.fused_decoder = None
             if runner.compiled:
-                opt.record_fallback("compile", f"failed while compiling ({reason}); running eagerly")
-                runner.stage_a, runner.stage_b, runner.compiled = runner._stage_a, runner._stage_b, False
-            if runner.graphs is not None:
+                runner.stop_compiling(f"failed while compiling ({reason}); running eagerly")
+            elif runner.graphs is not None:
                 runner.graphs.clear()
             list(runner.run([ids], tts.params(options), StageTimes()))

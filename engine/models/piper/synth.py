@@ -1,8 +1,10 @@
-"""Piper synthesis over time: batching, shape buckets, noise, graphs, host syncs, copies.
+"""Piper synthesis over time: batching, shape buckets, graphs, host syncs, copies.
 
-Per batch: stage A (text encoder + durations) → one host read of the frame counts → stage B
-(length regulation, prior, flow, HiFi-GAN) at a frame bucket → one device→host copy and a wait for
-it. Each stage is a fixed-shape function of its inputs, so it can be compiled and captured per bucket.
+Per batch: one upload of what the batch needs (ids; lengths, noise keys, settings) → stage A
+(text encoder + durations) → one host read of the frame counts → stage B (length regulation,
+prior, flow, HiFi-GAN, finishing) at a frame bucket → one device→host copy and a wait for it. Each
+stage is a fixed-shape function of device tensors (noise is drawn inside from counter-based keys),
+so it can be compiled and captured per bucket, and stage B reads stage A's tensors in place.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from torch._dynamo.exc import BackendCompilerFailed
 
 from ...buffers import BufferPool, PinnedStaging
 from ...finishing import finish_rows_
 from ...graphs import GraphRunner
+from ...noise import check_length, gaussian_fn, segment_key
 from ...precision import exact_fp32
 from ..base import StageTimes
 from .model import PiperVITS
@@ -47,6 +52,31 @@ class SynthParams:
     normalize: bool
 
 
+FIELDS = ("length", "speaker", "duration_key", "prior_key", "length_scale", "noise_w", "noise_scale", "volume", "normalize")
+"""Per-row settings, uploaded beside a batch's ids (see `pack_inputs`)."""
+LENGTH, SPEAKER, DURATION_KEY, PRIOR_KEY, LENGTH_SCALE, NOISE_W, NOISE_SCALE, VOLUME, NORMALIZE = range(len(FIELDS))
+
+
+def pack_inputs(items: Sequence[Sequence[int]], indices: Sequence[int], params: SynthParams, ids: np.ndarray, fields: np.ndarray) -> None:
+    """A batch's whole input written into two host arrays: `ids` (rows, T) int64, padded with 0
+    (padding rows hold one PAD token), and `fields` (rows, len(FIELDS)) float64, every integer
+    there below 2**53 and so exact."""
+    ids[:] = 0
+    fields[:] = 0.0
+    fields[:, LENGTH] = 1
+    fields[:, SPEAKER] = params.speaker_id
+    fields[:, LENGTH_SCALE] = params.length_scale
+    fields[:, NOISE_W] = params.noise_w
+    fields[:, NOISE_SCALE] = params.noise_scale
+    fields[:, VOLUME] = params.volume
+    fields[:, NORMALIZE] = params.normalize
+    for row, (index, tokens) in enumerate(zip(indices, items)):
+        ids[row, : len(tokens)] = tokens
+        fields[row, LENGTH] = len(tokens)
+        fields[row, DURATION_KEY] = segment_key(params.seed, index, 0)
+        fields[row, PRIOR_KEY] = segment_key(params.seed, index, 1)
+
+
 def bucket(n: int, quantum: int = 32, ratio: float = 1.25) -> int:
     """Smallest size ≥ n on a geometric ladder (multiples of `quantum`): few distinct shapes,
     at most ~25 % padding."""
@@ -61,24 +91,37 @@ def batch_bucket(n: int, limit: int) -> int:
 
 
 class StageClock:
-    """Laps between pipeline stages: CUDA events on the GPU (no sync until `read`), else wall time."""
+    """Laps between pipeline stages: CUDA events on the GPU (no sync until `read`), else wall time.
+    One clock serves batch after batch (`restart`) and keeps its events: constructing and
+    recording fresh ones cost ~20 µs of host time per lap, the first of them while the GPU waits."""
 
     def __init__(self, device: torch.device):
+        self.device = device
         self.cuda = device.type == "cuda"
-        self.marks: list[tuple[str, object]] = []
+        self.events: list[torch.cuda.Event] = []
+        self.names: list[str] = []
+        self.stamps: list[float] = []
+        self.stream: torch.cuda.Stream | None = None
+
+    def restart(self) -> "StageClock":
+        self.names.clear()
+        self.stamps.clear()
+        self.stream = torch.cuda.current_stream(self.device) if self.cuda else None
         self.lap("start")
+        return self
 
     def lap(self, name: str) -> None:
         if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            self.marks.append((name, event))
+            if len(self.names) == len(self.events):
+                self.events.append(torch.cuda.Event(enable_timing=True))
+            self.events[len(self.names)].record(self.stream)
         else:
-            self.marks.append((name, time.perf_counter()))
+            self.stamps.append(time.perf_counter())
+        self.names.append(name)
 
     def read(self, times: StageTimes) -> None:
-        for (_, a), (name, b) in zip(self.marks, self.marks[1:]):
-            seconds = a.elapsed_time(b) / 1000 if self.cuda else b - a
+        for i, name in enumerate(self.names[1:]):
+            seconds = self.events[i].elapsed_time(self.events[i + 1]) / 1000 if self.cuda else self.stamps[i + 1] - self.stamps[i]
             times.add(name, seconds)
 
 
@@ -132,8 +175,10 @@ class PiperRunner:
         self.fused_decoder: Callable | None = None
         self.compiled = False
         self.compile_s: dict[str, float] = {}
-        self.generator = torch.Generator(device=device)
+        self.on_fallback: Callable[[str, str], None] | None = None
         self._clock: StageClock | None = None
+        self._clocks = (StageClock(device), StageClock(device))  # one per slot, like the staging buffers
+        self.noise = gaussian_fn(device)
 
     # ---- stages (fixed shapes; safe to compile and capture) ----
 
@@ -141,23 +186,31 @@ class PiperRunner:
         if self._clock is not None:
             self._clock.lap(name)
 
-    def _stage_a(self, ids, lengths, dur_noise, length_scale, sid):
+    def _stage_a(self, ids, fields):
+        """ids (B, T) and fields (B, len(FIELDS)) from `pack_inputs` → prior statistics,
+        durations and frame counts."""
         m = self.model
+        lengths = fields[:, LENGTH].long()
         x, m_p, logs_p, mask = m.encode_text(ids, lengths)
         self._lap("encoder")
-        durations, frames = m.durations(x, mask, dur_noise, length_scale, m.speaker(sid))
+        noise = self.noise(fields[:, DURATION_KEY], 2, ids.shape[1], lengths, fields[:, NOISE_W])
+        durations, frames = m.durations(x, mask, noise, fields[:, LENGTH_SCALE].float(), m.speaker(fields[:, SPEAKER].long()))
         self._lap("duration")
         return m_p, logs_p, durations, frames
 
-    def _stage_b(self, m_p, logs_p, durations, frames, prior_noise, sid, padded: bool = True):
+    def _stage_b(self, m_p, logs_p, durations, frames, fields, n_frames: int, padded: bool = True):
+        """Stage A's outputs → finished audio (B, n_frames · hop): normalised, scaled and clipped
+        per row, valid up to frames · hop."""
         m = self.model
-        g = m.speaker(sid)
-        z, y_mask = m.latent(m_p, logs_p, durations, frames, prior_noise, g)
+        g = m.speaker(fields[:, SPEAKER].long())
+        prior = self.noise(fields[:, PRIOR_KEY], m.arch.inter_channels, n_frames, frames, fields[:, NOISE_SCALE])
+        z, y_mask = m.latent(m_p, logs_p, durations, frames, prior, g)
         self._lap("flow")
         if self.fused_decoder is None:
             audio = m.vocode(z, y_mask, g, padded)
         else:
             audio = m.vocode_fused(self.fused_decoder, z, y_mask, frames, g)
+        finish_rows_(audio, frames * m.hop_length, fields[:, VOLUME], fields[:, NORMALIZE] > 0)
         self._lap("decoder")
         return (audio,)
 
@@ -235,47 +288,38 @@ class PiperRunner:
 
     def _launch_batch(self, items, indices, params: SynthParams, slot: int, tails: list[int]) -> "InFlight":
         n = len(items)
-        lengths = [len(t) for t in items]
-        t_max = bucket(max(lengths)) if self.buckets else max(lengths)
+        t_max = bucket(max(len(t) for t in items)) if self.buckets else max(len(t) for t in items)
         b_pad = batch_bucket(n, self.max_batch) if self.graphs is not None else n
         fine_laps = self.graphs is None and not self.compiled  # laps inside stages would break capture/compile
-        self._clock = StageClock(self.device) if fine_laps else None
-        clock = self._clock or StageClock(self.device)
-
-        ids, lens = self._ids(items, b_pad, t_max)
-        dur_noise = self._noise(indices, [(2, n_tok) for n_tok in lengths], (b_pad, 2, t_max), params.noise_w, params.seed, 0)
-        scale = self._buffer((b_pad,), torch.float32, zero=False).fill_(params.length_scale)
-        sid = self._buffer((b_pad,), torch.long, zero=False).fill_(params.speaker_id)
-        borrowed = [ids, lens, dur_noise, scale, sid]
-        try:  # released in stream order: later work on these buffers queues behind this batch
-            host, frame_counts, done = self._forward(indices, n, b_pad, t_max, borrowed, params, clock, slot)
+        clock = self._clocks[slot].restart()
+        self._clock = clock if fine_laps else None
+        captured = self.graphs.static_inputs(("A", b_pad, t_max)) if self.graphs is not None else None
+        ids, fields = captured or (self._buffer((b_pad, t_max), torch.long, zero=False), self._buffer((b_pad, len(FIELDS)), torch.float64, zero=False))
+        self._upload(items, indices, params, ids, fields, slot)
+        try:  # released in stream order: later work on the buffers queues behind this batch
+            host, frame_counts, done = self._forward(n, b_pad, t_max, ids, fields, clock, slot)
         finally:
             self._clock = None
-            self._release(*borrowed)
+            if not captured:
+                self._release(ids, fields)
         return InFlight(list(indices), host, frame_counts, tails, self.model.hop_length, clock, done)
 
-    def _forward(self, indices, n: int, b_pad: int, t_max: int, borrowed: list[torch.Tensor], params: SynthParams, clock: StageClock, slot: int):
-        """Stage A → the one length read → stage B → finishing → copy started; returns the host
-        audio (valid once `done` has completed), the frame counts and the completion event."""
-        ids, lens, dur_noise, scale, sid = borrowed
+    def _forward(self, n: int, b_pad: int, t_max: int, ids: torch.Tensor, fields: torch.Tensor, clock: StageClock, slot: int):
+        """Stage A → the one length read → stage B → copy started; returns the host audio (valid
+        once `done` has completed), the frame counts and the completion event."""
         with exact_fp32():
-            stage_a = self._staged("A", (b_pad, t_max), self.stage_a, ids, lens, dur_noise, scale, sid)
-        m_p, logs_p, durations, frames = stage_a
+            m_p, logs_p, durations, frames = self._staged("A", (b_pad, t_max), ids, fields)
         if self._clock is None:  # captured/compiled: encoder and durations are one lap
             clock.lap("encoder+duration")
         frame_counts = frames[:n].tolist()  # the one host sync per batch: output length is data-dependent
         f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
-        inter = self.model.arch.inter_channels
-        prior = self._noise(indices, [(inter, f) for f in frame_counts], (b_pad, inter, f_max), params.noise_scale, params.seed, 1)
-        borrowed.append(prior)
-        padded = self.buckets or n > 1 or self.graphs is not None
-        if not padded:  # the reference path: exact length, no masks inside the decoder
-            (audio,) = self._stage_b(m_p, logs_p, durations, frames, prior, sid, padded=False)
+        check_length(f_max)
+        if not (self.buckets or n > 1 or self.graphs is not None):  # the reference path: exact length, no masks inside the decoder
+            (audio,) = self._stage_b(m_p, logs_p, durations, frames, fields, n_frames=f_max, padded=False)
         else:
-            (audio,) = self._staged("B", (b_pad, t_max, f_max), self.stage_b, m_p, logs_p, durations, frames, prior, sid)
+            (audio,) = self._staged("B", (b_pad, t_max, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
         if self._clock is None:
             clock.lap("flow+decoder")
-        finish_rows_(audio[:n], frames[:n] * self.model.hop_length, params.volume, params.normalize)
         host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
         clock.lap("copy")
         done = None
@@ -284,7 +328,20 @@ class PiperRunner:
             done.record()
         return host, frame_counts, done
 
-    def _staged(self, stage: str, shape: tuple[int, ...], fn, *inputs):
+    def _staged(self, stage: str, shape: tuple[int, ...], *inputs, **options):
+        """Stage "A" or "B" on `inputs` (graph, compiled or eager, as configured). A shape that
+        fails to compile after warmup turns compilation off, visibly, and runs eagerly."""
+        try:
+            return self._run_stage(stage, shape, *inputs, **options)
+        except BackendCompilerFailed as exc:
+            if not self.compiled:
+                raise
+            cause = getattr(exc, "inner_exception", None) or exc
+            self.stop_compiling(f"failed while compiling stage {stage} at {shape} ({type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}); running eagerly")
+            return self._run_stage(stage, shape, *inputs, **options)
+
+    def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, **options):
+        fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
         key = (stage, *shape)
         if self.graphs is not None:
             return self.graphs.run(key, fn, *inputs)
@@ -297,6 +354,14 @@ class PiperRunner:
             return out
         return fn(*inputs)
 
+    def stop_compiling(self, reason: str) -> None:
+        """Back to the eager stages (graphs are recaptured around them), reported as a fallback."""
+        self.stage_a, self.stage_b, self.compiled = self._stage_a, self._stage_b, False
+        if self.graphs is not None:
+            self.graphs.clear()
+        if self.on_fallback is not None:
+            self.on_fallback("compile", reason)
+
     def _buffer(self, shape, dtype, zero: bool = True) -> torch.Tensor:
         """`zero=False` for buffers the caller overwrites whole (one launch less each)."""
         if self.pool is not None:
@@ -308,27 +373,14 @@ class PiperRunner:
             for t in tensors:
                 self.pool.return_buffer(t)
 
-    def _ids(self, items, b_pad: int, t_max: int) -> tuple[torch.Tensor, torch.Tensor]:
-        host_ids = np.zeros((b_pad, t_max), dtype=np.int64)
-        host_lens = np.ones(b_pad, dtype=np.int64)  # padding rows: one PAD token
-        for row, tokens in enumerate(items):
-            host_ids[row, : len(tokens)] = tokens
-            host_lens[row] = len(tokens)
-        ids = self._buffer((b_pad, t_max), torch.long, zero=False)
-        lens = self._buffer((b_pad,), torch.long, zero=False)
-        ids.copy_(torch.from_numpy(host_ids))  # a few KB: pinning them per call would cost more than it saves
-        lens.copy_(torch.from_numpy(host_lens))
-        return ids, lens
-
-    def _noise(self, indices, shapes, padded_shape, scale: float, seed: int, stream: int) -> torch.Tensor:
-        """Per-segment Gaussian noise drawn at the segment's true shape from a generator seeded by
-        (seed, segment, stream): the same seed gives the same audio whatever the batching or
-        bucketing, so optimized and reference runs can be compared sample by sample."""
-        out = self._buffer(padded_shape, torch.float32)
-        if scale == 0:
-            return out
-        for row, (index, shape) in enumerate(zip(indices, shapes)):
-            self.generator.manual_seed((seed * 1_000_003 + index * 2 + stream) % (2**63))
-            noise = torch.randn(shape, generator=self.generator, device=self.device)  # contiguous: layout-independent draws
-            torch.mul(noise, scale, out=out[row, :, : shape[1]])
-        return out
+    def _upload(self, items, indices, params: SynthParams, ids: torch.Tensor, fields: torch.Tensor, slot: int) -> None:
+        """The batch's inputs into `ids` and `fields` (pool buffers, or a captured graph's own
+        inputs): on a GPU packed straight into pinned memory and copied asynchronously."""
+        if self.staging is not None and ids.is_cuda:
+            host_ids = self.staging.pinned("to_device", ids.dtype, ids.shape, slot)
+            host_fields = self.staging.pinned("to_device", fields.dtype, fields.shape, slot)
+        else:
+            host_ids, host_fields = torch.empty(ids.shape, dtype=ids.dtype), torch.empty(fields.shape, dtype=fields.dtype)
+        pack_inputs(items, indices, params, host_ids.numpy(), host_fields.numpy())
+        ids.copy_(host_ids, non_blocking=True)
+        fields.copy_(host_fields, non_blocking=True)
