@@ -573,7 +573,7 @@ class PiperVITS(nn.Module):
 
     def durations(self, x, mask, dur_noise, length_scale, g):
         """Frames per token (B,T), ceil'ed as in VITS, and total frames (B,) ≥ 1.
-        dur_noise (B,2,T) is randn·noise_w; length_scale (B,)."""
+        dur_noise (B,2,T) is standard normal noise · noise_w; length_scale (B,)."""
         logw = self.dp.reverse(x, mask, dur_noise * mask, g)
         w = torch.exp(logw) * mask * length_scale.view(-1, 1, 1)
         durations = torch.ceil(w)[:, 0]
@@ -581,7 +581,7 @@ class PiperVITS(nn.Module):
 
     def latent(self, m_p, logs_p, durations, frames, prior_noise, g):
         """Length regulation + prior sample + reverse flow at F = prior_noise.shape[2] frames.
-        prior_noise (B,inter,F) is randn·noise_scale. Returns z (B,inter,F) and y_mask (B,1,F)."""
+        prior_noise (B,inter,F) is standard normal noise · noise_scale. Returns z (B,inter,F) and y_mask (B,1,F)."""
         n_frames = prior_noise.shape[2]
         y_mask = sequence_mask(frames, n_frames).unsqueeze(1)
         ends = torch.cumsum(durations, dim=1)  # (B,T)
