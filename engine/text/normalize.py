@@ -12,8 +12,20 @@ MAX_TEXT_CHARS = 5_000_000
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
-_ASCII_CONTROLS = {c: " " for c in (*range(32), 127) if chr(c) not in "\n\t"}
-"""What `_clean_char` does to ASCII, as one `str.translate` (a sentence is ~10× faster this way)."""
+
+
+class _CleanTable(dict):
+    """`_clean_char` as a `str.translate` table, each character classified once on first sight:
+    one C-speed pass instead of a Python call per character (a sentence is ~10× faster, and a
+    chapter with a single non-ASCII dash no longer falls back to the slow path)."""
+
+    def __missing__(self, code: int) -> int | str:
+        cleaned = _clean_char(chr(code))
+        self[code] = code if cleaned == chr(code) else cleaned
+        return self[code]
+
+
+_CLEAN = _CleanTable()
 
 
 def normalize_text(text: str) -> str:
@@ -23,7 +35,7 @@ def normalize_text(text: str) -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise InputError(f"text is {len(text):,} characters; the limit for one request is {MAX_TEXT_CHARS:,}")
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = text.translate(_ASCII_CONTROLS) if text.isascii() else "".join(_clean_char(ch) for ch in text)
+    text = text.translate(_CLEAN)
     text = _BLANK_LINES.sub("\n\n", text)
     lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
     return "\n".join(lines).strip()

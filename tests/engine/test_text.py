@@ -15,6 +15,15 @@ def test_normalize_collapses_whitespace_and_strips_controls():
     assert normalize_text("  Hello\t\x00 wor\u200bld \x07 !  ") == "Hello world !"
 
 
+def test_normalize_cleans_non_ascii_the_same_way_every_time():
+    """Emoji become a space, format characters vanish, dashes and letters stay — on first sight and
+    from the table's memory alike."""
+    text = "Stop\u2014go \U0001F600 now\u200d!\u00a0Caf\u00e9 \x1b ok"
+    want = "Stop\u2014go now! Caf\u00e9 ok"
+    assert normalize_text(text) == want
+    assert normalize_text(text) == want
+
+
 def test_normalize_keeps_paragraph_breaks_and_applies_nfc():
     assert normalize_text("Cafe\u0301.\r\n\r\n\r\nNext") == "Caf\u00e9.\n\nNext"
 
