@@ -54,6 +54,7 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
         "pool": dataclasses.replace(base, preallocate_buffers=True),
         "batch": dataclasses.replace(base, batch_preprocessing=True),
         "inference_mode_off": dataclasses.replace(base, use_inference_mode=False),
+        "fused": dataclasses.replace(base, enable_fused_kernels=True),
     }
     if cuda:
         alone.update(
@@ -61,7 +62,6 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
                 "fp16": dataclasses.replace(base, enable_fp16=True),
                 "tf32": dataclasses.replace(base, enable_tf32=True),
                 "cuda_graphs": dataclasses.replace(base, enable_cuda_graphs=True),
-                "fused": dataclasses.replace(base, enable_fused_kernels=True),
                 "pinned": dataclasses.replace(base, pin_memory=True),
             }
         )
@@ -70,7 +70,7 @@ def configs(cuda: bool, triton: bool) -> dict[str, OptimizationConfig]:
     all_on = OptimizationConfig.max_speed(cuda=cuda, bf16_supported=cuda or cpu_bf16_fast())
     alone["all_on"] = dataclasses.replace(all_on, enable_compile=cuda and triton)
     alone["all_on_no_compile"] = dataclasses.replace(all_on, enable_compile=False)
-    if all_on.enable_fused_kernels:
+    if cuda:
         alone["all_on_unfused"] = dataclasses.replace(all_on, enable_compile=False, enable_fused_kernels=False)
     return alone
 

@@ -27,8 +27,9 @@ class OptimizationConfig:
     enable_cuda_graphs: bool = False
     """Capture each shape bucket into a CUDA graph after warmup and replay it. GPU only."""
     enable_fused_kernels: bool = False
-    """Kernel-level rewrites: the HiFi-GAN decoder as fused Triton convolutions (GPU, needs triton)
-    and the encoder, duration and flow convolutions as single matrix products."""
+    """Kernel-level rewrites: on the GPU the HiFi-GAN decoder as fused Triton convolutions (needs
+    triton) and the encoder, duration and flow convolutions as single matrix products; on the CPU
+    the decoder's convolutions channels-last. Both: q/k/v as one product."""
     enable_compile: bool = False
     """torch.compile the hot modules (needs triton on the GPU)."""
     compile_mode: CompileMode = "default"
@@ -79,15 +80,16 @@ class OptimizationConfig:
     def max_speed(cls, cuda: bool, bf16_supported: bool = False) -> "OptimizationConfig":
         """Everything that helps on this machine, as measured (docs/benchmarks.md). On the GPU:
         fp16 islands, SDPA, buckets, CUDA graphs, fused kernels, batching, pinned staging and the buffer pool
-        (compile stays opt-in: minutes of start-up). On the CPU only a bf16 decoder, where the CPU
-        has native bf16 (`bf16_supported`; 1.55× on the CI machine): SDPA, buckets and batching
-        measured slower there, and batching would delay Stop."""
+        (compile stays opt-in: minutes of start-up). On the CPU the channels-last vocoder (the
+        fused-kernels toggle there; fp32 vocoder 1.5× on the CI machine) and a bf16 decoder where
+        the CPU has native bf16 (`bf16_supported`; 1.55×): SDPA, buckets and batching measured
+        slower there, and batching would delay Stop."""
         return cls(
             enable_fp16=cuda,
             enable_bf16=not cuda and bf16_supported,
             enable_flash_attention=cuda,
             enable_cuda_graphs=cuda,
-            enable_fused_kernels=cuda,
+            enable_fused_kernels=True,
             enable_compile=False,
             pin_memory=cuda,
             batch_preprocessing=cuda,

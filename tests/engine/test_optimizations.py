@@ -122,15 +122,23 @@ def test_dense_spline_matches_boolean_indexed_reference():
     torch.testing.assert_close(inverse_rational_quadratic_spline(x, w, h, d), _reference_spline_inverse(x, w, h, d))
 
 
-def test_padded_decoder_equals_unpadded(joe_cpu):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_padded_decoder_equals_unpadded(joe_cpu, channels_last):
+    from engine.models.piper.model import use_channels_last_convs
+
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), "cpu"))  # fp32, whatever ran before
     model = joe_cpu.model
+    use_channels_last_convs(model.dec, channels_last)
     torch.manual_seed(2)
     z = torch.randn(1, model.arch.inter_channels, 40)
-    with torch.inference_mode():
-        exact = model.vocode(z, torch.ones(1, 1, 40), None, padded=False)
-        z_pad = torch.nn.functional.pad(z, (0, 24), value=3.0)  # garbage past the end must not leak
-        mask = sequence_mask(torch.tensor([40]), 64).unsqueeze(1)
-        padded = model.vocode(z_pad, mask, None, padded=True)[:, : exact.shape[1]]
+    try:
+        with torch.inference_mode():
+            exact = model.vocode(z, torch.ones(1, 1, 40), None, padded=False)
+            z_pad = torch.nn.functional.pad(z, (0, 24), value=3.0)  # garbage past the end must not leak
+            mask = sequence_mask(torch.tensor([40]), 64).unsqueeze(1)
+            padded = model.vocode(z_pad, mask, None, padded=True)[:, : exact.shape[1]]
+    finally:
+        use_channels_last_convs(model.dec, False)
     torch.testing.assert_close(padded, exact, rtol=1e-4, atol=1e-5)
 
 
@@ -284,20 +292,34 @@ def test_buffer_pool_refuses_a_double_return():
         pool.return_buffer(buf)
 
 
-def test_fused_kernels_on_cpu_use_matrix_products_and_say_the_vocoder_stays_eager(joe_cpu, reference):
-    from engine.models.piper.model import GemmConv1d
+def test_fused_kernels_on_cpu_run_the_vocoder_channels_last_and_say_triton_needs_a_gpu(joe_cpu, reference):
+    from engine.models.piper.model import ChannelsLastConv1d, ChannelsLastConvTranspose1d, GemmConv1d
 
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_fused_kernels=True)
     result, optimizer = synth(joe_cpu, cfg)
     stats = optimizer.get_stats()
     assert any("fused_kernels: no CUDA device: the Triton vocoder needs a GPU" in f for f in stats["fallbacks"])
-    swapped = sum(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())
-    assert swapped > 50 and not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.dec.modules())
+    assert not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())  # measured slower on the CPU
+    convs = [m for m in joe_cpu.model.dec.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d)]
+    assert all(isinstance(m, ChannelsLastConv1d | ChannelsLastConvTranspose1d) for m in convs)
+    assert stats["model"]["fused_kernels"] == f"q/k/v as one, the vocoder's {len(convs)} convolutions channels-last"
     attention = joe_cpu.model.enc_p.encoder.attn_layers
     assert all(layer.qkv_weight is not None and layer.qkv_weight.shape == (3 * 192, 192) for layer in attention)
     assert "qkv_weight" not in "".join(joe_cpu.model.state_dict())  # derived, never saved
-    assert "q/k/v as one" in stats["model"]["fused_kernels"]
     assert len(result.audio) == len(reference) and snr_db(reference, result.audio) >= 50
-    synth(joe_cpu, OptimizationConfig.unoptimized())  # toggling off restores cuDNN-form convolutions
-    assert not any(isinstance(m, GemmConv1d) for m in joe_cpu.model.modules())
+    synth(joe_cpu, OptimizationConfig.unoptimized())  # toggling off restores PyTorch's forms
+    assert not any(isinstance(m, ChannelsLastConv1d | ChannelsLastConvTranspose1d) for m in joe_cpu.model.modules())
+    assert not joe_cpu.model.dec.channels_last
     assert all(layer.qkv_weight is None for layer in attention)
+
+
+def test_gemm_convolutions_equal_pytorchs():
+    """The GPU's matrix-product form of a convolution (checked here on the CPU): same function."""
+    from engine.models.piper.model import GemmConv1d
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(16, 24, 5, dilation=2, padding=4)
+    x = torch.randn(2, 16, 50)
+    want = conv(x)
+    conv.__class__ = GemmConv1d
+    torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
