@@ -86,7 +86,7 @@ class ChannelsLastConvTranspose1d(nn.ConvTranspose1d):
 
 def use_channels_last_convs(decoder: "Generator", on: bool) -> int:
     """Switch the vocoder's convolutions between PyTorch's layout and channels-last (CPU).
-    Returns how many were switched."""
+    Returns how many convolutions the decoder has (all are switched)."""
     swaps = {nn.Conv1d: ChannelsLastConv1d, nn.ConvTranspose1d: ChannelsLastConvTranspose1d}
     count = 0
     for conv in decoder.modules():

@@ -11,7 +11,6 @@ import warnings
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from ...runtime import triton_available
 from ...sdpa import probe_backend
@@ -105,7 +104,7 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
     on = opt.config.enable_fused_kernels
     model = tts.model
     gemm = sum(use_gemm_convs(part, on and cuda) for part in (model.enc_p, model.dp, model.flow))
-    use_channels_last_convs(model.dec, on and not cuda)
+    vocoder = use_channels_last_convs(model.dec, on and not cuda)
     for layer in model.enc_p.encoder.attn_layers:
         layer.fuse_projections(on)
     if not on:
@@ -116,7 +115,6 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
         else None if triton_available() else "triton is not installed: the vocoder runs eagerly"
     )
     if eager_why is not None:
-        vocoder = sum(isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)) for m in model.dec.modules())
         done = f"{gemm} convolutions as matrix products, q/k/v as one" if cuda else f"q/k/v as one, the vocoder's {vocoder} convolutions channels-last"
         opt.record_fallback("fused_kernels", f"{eager_why}; {done}")
         opt.set_stat("fused_kernels", done)
