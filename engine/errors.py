@@ -23,3 +23,9 @@ class SynthesisCancelled(TTSError):
 
 class DeviceOutOfMemory(TTSError):
     """The GPU ran out of memory; the message says how much was free and what to change."""
+
+
+def brief(exc: BaseException) -> str:
+    """An error as "Type: first line", for fallback notes that must fit one line of the UI."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

@@ -17,6 +17,8 @@ from typing import Any, Callable, Hashable, Sequence
 
 import torch
 
+from .errors import brief
+
 log = logging.getLogger(__name__)
 
 
@@ -107,7 +109,7 @@ class GraphRunner:
             graph.replay()
         except Exception as exc:  # capture is an optimization: any failure means eager for this key
             torch.cuda.synchronize(self.device)
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            reason = brief(exc)
             self.failed.add(key)
             self.stats.failures[str(key)] = reason
             log.warning("CUDA graph capture failed for %s, running it eagerly: %s", key, reason)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ...errors import brief
 from ...runtime import triton_available
 from ...sdpa import probe_backend
 from .model import use_channels_last_convs, use_gemm_convs
@@ -161,7 +162,7 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
         except Exception as exc:
             if not (runner.compiled or runner.fused_decoder is not None):
                 raise
-            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            reason = brief(exc)
             if runner.fused_decoder is not None:  # the kernels build on first use; a failure means eager
                 opt.record_fallback("fused_kernels", f"the Triton vocoder failed to build or run ({reason}); running it eagerly")
                 opt.set_stat("fused_kernels", "failed: eager vocoder")

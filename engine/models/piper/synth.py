@@ -20,6 +20,7 @@ import torch
 from torch._dynamo.exc import BackendCompilerFailed
 
 from ...buffers import BufferPool, PinnedStaging
+from ...errors import brief
 from ...finishing import finish_rows_
 from ...graphs import GraphRunner
 from ...noise import check_length, gaussian_fn, segment_key
@@ -337,7 +338,7 @@ class PiperRunner:
             if not self.compiled:
                 raise
             cause = getattr(exc, "inner_exception", None) or exc
-            self.stop_compiling(f"failed while compiling stage {stage} at {shape} ({type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}); running eagerly")
+            self.stop_compiling(f"failed while compiling stage {stage} at {shape} ({brief(cause)}); running eagerly")
             return self._run_stage(stage, shape, *inputs, **options)
 
     def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, **options):
