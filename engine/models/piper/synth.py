@@ -289,7 +289,8 @@ class PiperRunner:
 
     def _launch_batch(self, items, indices, params: SynthParams, slot: int, tails: list[int]) -> "InFlight":
         n = len(items)
-        t_max = bucket(max(len(t) for t in items)) if self.buckets else max(len(t) for t in items)
+        longest = max(len(t) for t in items)
+        t_max = bucket(longest) if self.buckets else longest
         b_pad = batch_bucket(n, self.max_batch) if self.graphs is not None else n
         fine_laps = self.graphs is None and not self.compiled  # laps inside stages would break capture/compile
         clock = self._clocks[slot].restart()
