@@ -92,7 +92,7 @@ class EngineWorker(QObject):
     voice_loaded = Signal(dict)
     optimized = Signal(dict)
     chunk_ready = Signal(int, object, int, int, int)
-    """(request id, float32 audio, sample rate, chunk index, chunk count)"""
+    """(request id, float32 audio, sample rate, chunk index, chunk count or 0 while a long text is still being phonemized)"""
     synthesis_finished = Signal(int, dict)
     synthesis_cancelled = Signal(int)
     request_failed = Signal(int, str, str)
@@ -261,7 +261,8 @@ class EngineWorker(QObject):
 
         def on_chunk(chunk) -> None:
             self.chunk_ready.emit(request_id, chunk.audio, chunk.sample_rate, chunk.index, chunk.count)
-            self.phase_changed.emit("synthesizing", f"Synthesizing sentence {chunk.index + 1} of {chunk.count}…")
+            of = f" of {chunk.count}" if chunk.count else ""  # 0: a long text's front end is still running
+            self.phase_changed.emit("synthesizing", f"Synthesizing sentence {chunk.index + 1}{of}…")
 
         options = self._backend.options_class(**job.get("options", {}))
         result = self._wrapper.generate(job["text"], options=options, cancel=self._cancel, on_chunk=on_chunk)

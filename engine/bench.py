@@ -192,16 +192,17 @@ def segments_for(model, text: str, options: SynthesisOptions, ids_table: dict[st
     return model.segment(text, options)
 
 
-def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: str, segments: list[Segment], phonemize_s: float, iters: int, warmup: int, reference: np.ndarray | None) -> tuple[Cell, np.ndarray]:
-    """Segments are prepared once per text; their measured front-end time is added to every
-    wall time so our rows and the peer's include the same text processing."""
+def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: str, segments: list[Segment] | None, phonemize_s: float, iters: int, warmup: int, reference: np.ndarray | None) -> tuple[Cell, np.ndarray]:
+    """With `segments` None each call runs the text front end itself (as an application's call
+    does: for long texts beside the GPU work); else the segments were prepared elsewhere and their
+    measured front-end time `phonemize_s` is added to every wall time."""
     import torch
 
     from . import runtime
     from .optimizer import AdvancedTTSOptimizer
     from .wrapper import OptimizedTTSWrapper
 
-    cell = Cell(name, text_name, len(text), len(text.split()), len(segments))
+    cell = Cell(name, text_name, len(text), len(text.split()), len(segments or ()))
     options = SynthesisOptions(seed=SEED)
     start = time.perf_counter()
     optimizer = AdvancedTTSOptimizer(cfg, model.device)
@@ -218,6 +219,7 @@ def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: st
         cell.wall_s.append(result.timings.total_s + phonemize_s)
         cell.first_audio_s.append(result.timings.first_audio_s + phonemize_s)
         audio = result.audio
+    cell.segments = result.segments
     stats = optimizer.get_stats()
     cell.audio_s = len(audio) / model.sample_rate
     cell.samples = len(audio)
@@ -301,7 +303,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     ids_table = json.loads(Path(args.ids_file).read_text()) if args.ids_file else None
     if args.export_ids:
         table = {name: [dataclasses.asdict(s) for s in model.segment(text, SynthesisOptions())] for name, text in texts.items()}
-        table["_phonemize_s"] = {name: _time(lambda t=text: model.segment(t, SynthesisOptions())) for name, text in texts.items()}
+        table["_phonemize_s"] = {name: median_seconds(lambda t=text: model.segment(t, SynthesisOptions())) for name, text in texts.items()}
         Path(args.export_ids).write_text(json.dumps(table))
         print(f"wrote ids for {', '.join(texts)} to {args.export_ids}")
         return 0
@@ -326,10 +328,26 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+def _espeak_workers_up(model) -> None:
+    """Long texts are phonemized in worker processes once they are up (an application starts them
+    at its first long text); time the steady state, not their start."""
+    from .text import workers
+
+    try:
+        workers.start(model.config.espeak_voice).result(timeout=120)
+    except Exception as exc:  # measured in-process then, as the application would run
+        print(f"espeak worker processes unavailable ({exc}); phonemizing in-process", file=sys.stderr)
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
+    """Median seconds of `fn` after one untimed call."""
     fn()
-    return time.perf_counter() - start
+    laps = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        laps.append(time.perf_counter() - start)
+    return statistics.median(laps)
 
 
 def _texts(args) -> dict[str, str]:
@@ -354,12 +372,15 @@ def run_matrix(model, table: dict[str, OptimizationConfig], texts: dict[str, str
     cells = []
     for text_name, text in texts.items():
         segments = segments_for(model, text, SynthesisOptions(), ids_table, text_name)
-        phon = ids_table["_phonemize_s"][text_name] if ids_table else _time(lambda: model.segment(text, SynthesisOptions()))
+        phon = ids_table["_phonemize_s"][text_name] if ids_table else median_seconds(lambda: model.segment(text, SynthesisOptions()))
         reference = None
         iters = min(args.iters, CHAPTER_ITERS) if text_name == "chapter" else args.iters
+        in_call = ids_table is None  # phonemized here: each call runs its own front end
+        if in_call and getattr(model, "family", "") == "piper":
+            _espeak_workers_up(model)
         for name, cfg in table.items():
             try:
-                cell, audio = run_cell(model, name, cfg, text_name, text, segments, phon, iters, args.warmup, reference)
+                cell, audio = run_cell(model, name, cfg, text_name, text, None if in_call else segments, 0.0 if in_call else phon, iters, args.warmup, reference)
                 reference = audio if name == "eager_fp32" else reference
             except Exception as exc:  # one failing config must not hide the others
                 cell = Cell(name, text_name, len(text), len(text.split()), len(segments), error=f"{type(exc).__name__}: {exc}")

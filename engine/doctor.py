@@ -34,12 +34,27 @@ def collect() -> dict[str, Any]:
         "physical_cores": info["physical_cores"],
         "logical_cores": os.cpu_count(),
         "torch_threads": info["torch_threads"],
+        "espeak_workers": _espeak_workers(),
         "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
         "env": {name: os.environ.get(name) for name in runtime.RELEVANT_ENV},
         "packages": _packages(),
     }
     report["problems"] = problems(report)
     return report
+
+
+def _espeak_workers() -> str:
+    """How long texts are phonemized here (engine/text/workers.py)."""
+    from .errors import InputError
+    from .text import phonemize, workers
+    from .wrapper import FRONT_END_THREAD_CHARS
+
+    try:
+        clauses = "clause calls release the GIL" if phonemize.releases_gil() else "one GIL-holding call per chunk"
+    except InputError:
+        return "none: piper-tts is missing"
+    count = workers.worker_count()
+    return f"{count} worker process{'es' if count > 1 else ''} for texts over {FRONT_END_THREAD_CHARS:,} characters; {clauses}"
 
 
 def _sdpa_backends(torch) -> dict[str, bool]:
@@ -104,6 +119,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"SDPA          {backends}",
         f"triton        {'yes' if report['triton_available'] else 'no'}",
         f"CPU           {report['physical_cores']} physical / {report['logical_cores']} logical cores, torch threads {report['torch_threads']}",
+        f"espeak        {report['espeak_workers']}",
         "env           " + ("  ".join(f"{k}={v}" for k, v in report["env"].items() if v) or "(none set)"),
         "packages      " + "  ".join(f"{k} {v or 'MISSING'}" for k, v in report["packages"].items()),
     ]

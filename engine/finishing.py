@@ -8,8 +8,6 @@ waveform at a time, for families that produce one sentence at a time.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import torch
 
@@ -20,9 +18,9 @@ SILENT_PEAK = 1e-8
 """Below this peak a waveform is silence: normalising it would only amplify rounding noise."""
 
 
-def pause_samples(segments: Sequence[Segment], index: int, sample_rate: int) -> int:
-    """Silence after segment `index`: its pause, none after the last one."""
-    return int(round(segments[index].pause_after * sample_rate)) if index < len(segments) - 1 else 0
+def pause_samples(segment: Segment, sample_rate: int) -> int:
+    """Samples of silence after `segment` (none after a request's last: `feed.without_final_pause`)."""
+    return int(round(segment.pause_after * sample_rate))
 
 
 def finish_rows_(audio: torch.Tensor, valid: torch.Tensor, volume: torch.Tensor, normalize: torch.Tensor) -> torch.Tensor:

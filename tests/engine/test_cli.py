@@ -127,7 +127,7 @@ def test_cuda_requested_without_gpu(tmp_path, capsys):
 
 def test_huge_text_is_chunked_into_bounded_segments(joe_cpu):
     from engine.config import SynthesisOptions
-    from engine.models.piper.pipeline import MAX_PHONEMES
+    from engine.text.sentences import MAX_PHONEMES
 
     text = ("The rain in Spain stays mainly in the plain. " * 2500) + ("word " * 3000)
     assert len(text) > 100_000
@@ -143,13 +143,13 @@ def test_huge_text_streams_without_synthesizing_everything_first(joe_cpu):
     stream = wrapper.stream("Short sentence here. " * 6000)
     first = next(stream)
     stream.close()
-    assert first.count == 6000 and first.index == 0
+    assert first.index == 0 and first.count in (0, 6000)  # 0: the front end was still running
 
 
 def test_doctor_json_reports_the_essentials(capsys):
     assert main(["doctor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    for key in ("torch_version", "cuda_version", "cuda_available", "gpu_name", "compute_capability", "arch_supported", "bf16_supported", "sdpa_backends", "triton_available", "physical_cores", "env"):
+    for key in ("torch_version", "cuda_version", "cuda_available", "gpu_name", "compute_capability", "arch_supported", "bf16_supported", "sdpa_backends", "triton_available", "physical_cores", "espeak_workers", "env"):
         assert key in report
     assert report["physical_cores"] >= 1
 

@@ -7,6 +7,7 @@ import torch
 
 from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
 from engine.config import SynthesisOptions
+from engine.feed import SegmentFeed
 from engine.finishing import finish_rows_, finish_wave, pause_samples
 from engine.models.base import Segment
 
@@ -39,7 +40,10 @@ def test_batch_and_per_wave_finishing_agree(volume, normalize):
 
 def test_pauses_follow_every_segment_but_the_last():
     segments = [Segment("a", [1], 0.2), Segment("b", [1], 0.4), Segment("c", [1], 0.2)]
-    assert [pause_samples(segments, i, 1000) for i in range(3)] == [200, 400, 0]
+    for threaded in (False, True):
+        fed = list(SegmentFeed(lambda: iter(segments), threaded=threaded))
+        assert [pause_samples(s, 1000) for s in fed] == [200, 400, 0]
+    assert segments[-1].pause_after == 0.2, "the caller's segments are left as they were"
 
 
 def test_piper_finishes_batches_with_pauses(joe_cpu):

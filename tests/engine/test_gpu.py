@@ -93,6 +93,21 @@ def test_batched_chapter_matches_sentence_by_sentence(joe_gpu, flags):
     assert stats["memory"]["peak"] < 6 * 2**30, "batches stay within a consumer GPU's memory"
 
 
+def test_overlapping_batches_change_no_sample(joe_gpu):
+    """Stage A of a batch beside stage B of the one before (two streams, a graph set per slot)
+    gives the audio of the same graphs run one stage after another."""
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, enable_cuda_graphs=True, max_batch_size=8)
+    wrapper = OptimizedTTSWrapper(joe_gpu, AdvancedTTSOptimizer(cfg, "cuda"))
+    assert "two streams" in wrapper.optimizer.get_stats()["model"]["batch_overlap"]
+    segs = segments("chapter")
+    overlapped = [wrapper.generate("", SEEDED, segments=segs).audio for _ in range(3)]
+    joe_gpu.runner.lanes = None
+    one_stream = wrapper.generate("", SEEDED, segments=segs).audio
+    for audio in overlapped:
+        assert len(audio) == len(one_stream)
+        assert snr_db(one_stream, audio) >= 80
+
+
 def test_graphs_are_captured_and_replayed(joe_gpu):
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_cuda_graphs=True)
     _, stats = run(joe_gpu, cfg, "medium", SEEDED)

@@ -146,11 +146,28 @@ def test_batching_is_one_forward_for_many_sentences(joe_cpu):
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True)
     optimizer = AdvancedTTSOptimizer(cfg, "cpu")
     OptimizedTTSWrapper(joe_cpu, optimizer)
-    assert joe_cpu.runner.plan([30, 80, 50, 20, 60]) == [[0], [3, 2, 4, 1]]
+    assert list(joe_cpu.runner.plan([30, 80, 50, 20, 60])) == [[0], [3, 2, 4, 1]]
     joe_cpu.runner.max_batch = 2  # windows of 4 × 2 sentences bound the reordering
-    plan = joe_cpu.runner.plan([10] + [90 - i for i in range(20)])
+    plan = list(joe_cpu.runner.plan([10] + [90 - i for i in range(20)]))
     assert plan[:2] == [[0], [8, 7]] and sorted(i for b in plan for i in b) == list(range(21))
     assert all(max(b) - min(b) < 8 for b in plan[1:])
+
+
+def test_batches_take_sentences_only_as_needed(joe_cpu):
+    """A window waits only for its own sentences, so a text front end still running is not waited for."""
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=4)
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    taken = []
+
+    def lengths():
+        for i in range(40):
+            taken.append(i)
+            yield 50 + i % 7
+
+    batches = joe_cpu.runner.plan(lengths())
+    assert next(batches) == [0] and taken == [0]
+    next(batches)
+    assert len(taken) == 1 + 4 * 4  # the first window: WINDOW_BATCHES × max_batch sentences
 
 
 def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
@@ -162,7 +179,7 @@ def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
     lengths = [len(s["tokens"]) for s in chapter]
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=32)
     OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
-    plan = joe_cpu.runner.plan(lengths)
+    plan = list(joe_cpu.runner.plan(lengths))
     assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
     padded = [len(b) * bucket(max(lengths[i] for i in b)) for b in plan]
     assert all(len(b) <= 32 for b in plan) and all(p <= TOKEN_BUDGET for p in padded)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,10 @@ class ChatterboxTTS:
             segments.append(Segment(text=norm, tokens=self.tokenizer.encode(norm), pause_after=pause))
         return segments
 
+    def iter_segments(self, text: str, options: SynthesisOptions) -> Iterator[Segment]:
+        """The front end is a tokenizer: cheap enough to run whole."""
+        return iter(self.segment(text, options))
+
     def voice(self, path: str | None) -> Conditionals:
         """Built-in conds.pt, or a reference clip embedded once (optimizer cache, else a small local LRU)."""
         if not path:
@@ -152,7 +156,7 @@ class ChatterboxTTS:
         with torch.inference_mode():
             return embed_voice(self.model, wav, sr).tensors()
 
-    def synthesize(self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes,
+    def synthesize(self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes,
                    cancelled: Callable[[], bool] = lambda: False) -> Iterator[torch.Tensor]:
         params = sampling_params(options, self.turbo)
         conds = self.voice(options.extra.get("voice_path"))

@@ -16,7 +16,7 @@ from ...errors import brief
 from ...runtime import triton_available
 from ...sdpa import probe_backend
 from .model import use_channels_last_convs, use_gemm_convs
-from .synth import PiperRunner
+from .synth import Lanes, PiperRunner
 
 if TYPE_CHECKING:
     from ...optimizer import AdvancedTTSOptimizer
@@ -70,6 +70,8 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
             opt.record_fallback("cuda_graphs", "compile mode reduce-overhead already replays CUDA graphs; ours are off")
         else:
             runner.graphs = opt.graph_runner()
+            runner.lanes = Lanes(dev)  # consecutive batches overlap: their graphs' tensors are fixed
+    opt.set_stat("batch_overlap", "stage A beside the previous batch's stage B (two streams)" if runner.lanes else "off (needs CUDA graphs)")
 
     if cfg.preload_weights:
         _warmup(tts, opt)  # needs the weights on the device; without preloading the first request warms up
@@ -158,7 +160,7 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
     for n in WARMUP_TOKENS:
         ids = [tts.config.phoneme_id_map["^"][0]] + [vowel, pad] * (n // 2) + [tts.config.phoneme_id_map["$"][0]]
         try:
-            list(runner.run([ids], tts.params(options), StageTimes()))
+            list(runner.run([(ids, 0)], tts.params(options), StageTimes()))
         except Exception as exc:
             if not (runner.compiled or runner.fused_decoder is not None):
                 raise
@@ -171,4 +173,4 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
                 runner.stop_compiling(f"failed while compiling ({reason}); running eagerly")
             elif runner.graphs is not None:
                 runner.graphs.clear()
-            list(runner.run([ids], tts.params(options), StageTimes()))
+            list(runner.run([(ids, 0)], tts.params(options), StageTimes()))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -18,7 +17,9 @@ from ...finishing import pause_samples
 from ...precision import ModulePolicy
 from ...text import IdTable, has_speakable_text, has_visible_text, normalize_text, split_chunks
 from ...text.abbreviations import expand_abbreviations
-from ...text.phonemize import phonemize
+from ...text.chunk import CHUNK_CHARS
+from ...text.sentences import ChunkFrontEnd
+from ...text.workers import map_chunks
 from ..base import Segment, StageTimes
 from .config import VoiceConfig
 from .model import PiperVITS
@@ -30,11 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_PHONEMES = 400
-"""Longest phoneme run per segment (~30 s of speech); longer sentences are cut at word breaks,
-which bounds attention memory for text without punctuation."""
-SPEAKABLE_EXCLUDES = set(" .,;:!?¡¿—…-\"'()")
-
 PRECISION_POLICY = {
     # Measured on joe-medium against fp32 (shared/research/piper-facts.md §2.1, re-checked by
     # `tts-turbo bench`): the decoder holds 57 dB in fp16 and 39 dB in bf16; the flow drops to
@@ -44,15 +40,6 @@ PRECISION_POLICY = {
     "flow": ModulePolicy((torch.float16,), "fp16 43 dB; bf16 only 25 dB, so the flow never runs in bf16"),
     "dec": ModulePolicy((torch.float16, torch.bfloat16), "fp16 57 dB, bf16 39 dB; holds most of the FLOPs"),
 }
-
-
-_SENTENCE = re.compile(r"[^.!?]+(?:[.!?]+[\"')\]]*|$)")
-
-
-def sentence_texts(chunk: str, count: int) -> list[str]:
-    """Best-effort sentence strings for display; espeak splits sentences but returns only phonemes."""
-    parts = [p.strip() for p in _SENTENCE.findall(chunk) if p.strip()]
-    return parts if len(parts) == count else [chunk] * count
 
 
 class PiperTTS:
@@ -69,48 +56,39 @@ class PiperTTS:
         self.name = source.stem
         self.sample_rate = config.sample_rate
         self.runner = PiperRunner(self.model, device)
-        self._dropped: set[str] = set()
-        self._ids = IdTable(config.phoneme_id_map, config.num_symbols)
+        self._front_end = ChunkFrontEnd(config.espeak_voice, IdTable(config.phoneme_id_map, config.num_symbols))
 
     # ---- text front end ----
 
     def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
+        return list(self.iter_segments(text, options))
+
+    def iter_segments(self, text: str, options: SynthesisOptions) -> Iterator[Segment]:
+        """Sentences as espeak finds them, a chunk (≤ 2,000 characters) per call (in worker
+        processes for long texts: `text.workers`); a paragraph's last sentence pauses twice as long."""
+        if not has_visible_text(text):
+            raise InputError("text is empty (nothing left after removing whitespace and control characters)")
         clean = normalize_text(text)
         if self.config.language.startswith("en") or self.config.espeak_voice.startswith("en"):
             clean = expand_abbreviations(clean)
-        if not has_visible_text(text):
-            raise InputError("text is empty (nothing left after removing whitespace and control characters)")
         if not has_speakable_text(clean):
             raise InputError("text has nothing speakable (only symbols, emoji or punctuation)")
-        segments: list[Segment] = []
-        for paragraph in clean.split("\n\n"):
-            for chunk in split_chunks(paragraph):
-                sentences = phonemize(chunk, self.config.espeak_voice)
-                texts = sentence_texts(chunk, len(sentences))
-                for text_part, phonemes in zip(texts, sentences):
-                    segments.extend(self._sentence_segments(text_part, phonemes, options.sentence_silence))
-            if segments:
-                segments[-1].pause_after = 2 * options.sentence_silence  # paragraph break
-        if not segments:
+        chunks = [(number, chunk) for number, paragraph in enumerate(clean.split("\n\n")) for chunk in split_chunks(paragraph)]
+        held: Segment | None = None  # a paragraph's last sentence is known once its paragraph is done
+        paragraph = 0
+        parallel = len(clean) > CHUNK_CHARS  # several espeak calls: worth the worker processes
+        for (number, _), sentences in zip(chunks, map_chunks(self._front_end, [chunk for _, chunk in chunks], self.config.espeak_voice, parallel)):
+            if held is not None and number != paragraph:
+                held.pause_after = 2 * options.sentence_silence  # paragraph break
+            paragraph = number
+            for text_part, ids in sentences:
+                if held is not None:
+                    yield held
+                held = Segment(text=text_part, tokens=ids, pause_after=options.sentence_silence)
+        if held is None:
             raise InputError("text has nothing speakable (only symbols, emoji or punctuation)")
-        return segments
-
-    def _sentence_segments(self, chunk: str, phonemes: list[str], pause: float) -> list[Segment]:
-        if not any(p not in SPEAKABLE_EXCLUDES for p in phonemes):
-            return []
-        pieces = []
-        while len(phonemes) > MAX_PHONEMES:
-            cut = max((i for i, p in enumerate(phonemes[:MAX_PHONEMES]) if p == " "), default=MAX_PHONEMES)
-            cut = cut if cut > MAX_PHONEMES // 2 else MAX_PHONEMES
-            pieces.append(phonemes[:cut])
-            phonemes = phonemes[cut:]
-        pieces.append(phonemes)
-        out = []
-        for piece in pieces:
-            ids = self._ids(piece, self._dropped)
-            if len(ids) > 3:
-                out.append(Segment(text=chunk if len(pieces) == 1 else "".join(piece), tokens=ids, pause_after=pause))
-        return out
+        held.pause_after = 2 * options.sentence_silence
+        yield held
 
     # ---- synthesis ----
 
@@ -129,12 +107,12 @@ class PiperTTS:
             normalize=options.normalize,
         )
 
-    def synthesize(self, segments: Sequence[Segment], options: SynthesisOptions, times: StageTimes, cancelled=lambda: False) -> Iterator[np.ndarray]:
+    def synthesize(self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled=lambda: False) -> Iterator[np.ndarray]:
         """Finished audio per segment (see `finishes_audio`)."""
         params = self.params(options)
         self.ensure_on_device()
-        tails = [pause_samples(segments, i, self.sample_rate) for i in range(len(segments))]
-        for _, audio in self.runner.run([s.tokens for s in segments], params, times, cancelled, tails):
+        items = ((s.tokens, pause_samples(s, self.sample_rate)) for s in segments)
+        for _, audio in self.runner.run(items, params, times, cancelled):
             yield audio
 
     # ---- optimization ----

@@ -4,16 +4,19 @@ Per batch: one upload of what the batch needs (ids; lengths, noise keys, setting
 (text encoder + durations) → one host read of the frame counts → stage B (length regulation,
 prior, flow, HiFi-GAN, finishing) at a frame bucket → one device→host copy and a wait for it. Each
 stage is a fixed-shape function of device tensors (noise is drawn inside from counter-based keys),
-so it can be compiled and captured per bucket, and stage B reads stage A's tensors in place.
+so it can be compiled and captured per bucket, and stage B reads stage A's tensors in place. With
+CUDA graphs, stage A of the next batch runs on its own stream beside stage B of the last (`Lanes`).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator, Sequence
+from itertools import islice
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -111,11 +114,12 @@ class StageClock:
         self.lap("start")
         return self
 
-    def lap(self, name: str) -> None:
+    def lap(self, name: str, stream: torch.cuda.Stream | None = None) -> None:
+        """Marks `stream` (default: the one current at `restart`; stages may run on others)."""
         if self.cuda:
             if len(self.names) == len(self.events):
                 self.events.append(torch.cuda.Event(enable_timing=True))
-            self.events[len(self.names)].record(self.stream)
+            self.events[len(self.names)].record(stream or self.stream)
         else:
             self.stamps.append(time.perf_counter())
         self.names.append(name)
@@ -124,6 +128,48 @@ class StageClock:
         for i, name in enumerate(self.names[1:]):
             seconds = self.events[i].elapsed_time(self.events[i + 1]) / 1000 if self.cuda else self.stamps[i + 1] - self.stamps[i]
             times.add(name, seconds)
+
+
+class Lanes:
+    """Two CUDA streams, so that stage A of one batch runs while stage B of the batch before it
+    still does: stage A is a chain of small latency-bound kernels that leaves most of the GPU idle,
+    stage B's convolutions fill it, and the host's one length read waits for stage A alone.
+
+    Needs the fixed tensors of captured graphs, one set per slot: stage A of a batch overwrites the
+    tensors of the batch two before (same slot), so it first waits until that batch's stage B has
+    run (`released`). Stage A gets the higher priority: its short kernels go first whenever the
+    convolutions free a multiprocessor."""
+
+    def __init__(self, device: torch.device):
+        self.a = torch.cuda.Stream(device, priority=-1)
+        self.b = torch.cuda.Stream(device)
+        self.released = [torch.cuda.Event(), torch.cuda.Event()]
+        self.busy = False
+
+    def join(self, stream: torch.cuda.Stream) -> None:
+        """Both lanes wait for `stream`'s work so far."""
+        self.a.wait_stream(stream)
+        self.b.wait_stream(stream)
+        self.busy = True
+
+    def settle(self, stream: torch.cuda.Stream) -> None:
+        """`stream` waits for both lanes' work so far."""
+        stream.wait_stream(self.a)
+        stream.wait_stream(self.b)
+        self.busy = False
+
+    def stage(self, name: str, slot: int, captured: bool) -> torch.cuda.StreamContext:
+        """The stream stage `name` of the slot's batch runs on: stage A of a batch whose graph
+        exists beside the other lane; anything else behind lane A's work, on lane B."""
+        if name == "A" and captured:
+            self.a.wait_event(self.released[slot])
+            return torch.cuda.stream(self.a)
+        self.b.wait_stream(self.a)
+        return torch.cuda.stream(self.b)
+
+    def release(self, slot: int) -> None:
+        """After the slot's stage B is launched: its stage-A tensors are free once it has run."""
+        self.released[slot].record(self.b)
 
 
 @dataclass
@@ -169,6 +215,7 @@ class PiperRunner:
         self.max_batch = 1
         self.inference_mode = True
         self.graphs: GraphRunner | None = None
+        self.lanes: Lanes | None = None
         self.pool: BufferPool | None = None
         self.staging: PinnedStaging | None = None
         self.stage_a: Callable = self._stage_a
@@ -217,17 +264,31 @@ class PiperRunner:
 
     # ---- orchestration ----
 
-    def plan(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Batches of segment indices: the first sentence alone (fast first audio), then windows
-        of consecutive sentences, each sorted by length and packed under the token budget. The
-        windows bound how far audio is held back for in-order streaming."""
-        if not self.batching or len(lengths) <= 1:
-            return [[i] for i in range(len(lengths))]
-        window = WINDOW_BATCHES * self.max_batch
-        batches = [[0]]
-        for lo in range(1, len(lengths), window):
-            batches += self._pack(sorted(range(lo, min(lo + window, len(lengths))), key=lambda i: lengths[i]), lengths)
-        return batches
+    def plan(self, lengths: Iterable[int]) -> Iterator[list[int]]:
+        """Batches of segment indices, in the order `run` launches them (see `windows`)."""
+        for window in self.windows(lengths):
+            yield from window
+
+    def windows(self, lengths: Iterable[int]) -> Iterator[list[list[int]]]:
+        """Batches of segment indices per window, taking lengths only as needed: the first
+        sentence alone (fast first audio), then windows of WINDOW_BATCHES · max_batch consecutive
+        sentences, each sorted by length and packed under the token budget. A window needs only its
+        own sentences, so a text front end still running (`SegmentFeed`) works ahead while earlier
+        windows synthesize; windows also bound how far audio is held back for in-order streaming.
+        (Smaller first windows would start the GPU sooner but padded a chapter 1.37 → 1.56×: no
+        gain overall.) Without batching, one sentence at a time."""
+        source = iter(lengths)
+        known: list[int] = []
+        size = 1
+        while window := list(islice(source, size)):
+            first = len(known)
+            known.extend(window)
+            indices = range(first, len(known))
+            if self.batching:
+                yield self._pack(sorted(indices, key=known.__getitem__), known)
+                size = WINDOW_BATCHES * self.max_batch
+            else:
+                yield [[i] for i in indices]
 
     def _pack(self, ascending: list[int], lengths: Sequence[int]) -> list[list[int]]:
         """Cut the length-sorted sentences into consecutive batches that minimise padded tokens plus
@@ -251,17 +312,24 @@ class PiperRunner:
             end = start[end]
         return batches[::-1]
 
-    def run(self, token_lists: Sequence[Sequence[int]], params: SynthParams, times: StageTimes, cancelled: Callable[[], bool] = lambda: False,
-            tails: Sequence[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (segment index, finished float32 host audio with `tails[index]` samples of
-        silence appended) in segment order.
+    def run(self, items: Iterable[tuple[Sequence[int], int]], params: SynthParams, times: StageTimes,
+            cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, np.ndarray]]:
+        """`items`: (token ids, samples of silence to append) per segment, taken as batches need
+        them. Yield (segment index, finished float32 host audio with its silence) in order.
 
         From the second batch on, batch i+1 is launched before batch i's audio is handed out, so
         the GPU computes while the caller post-processes; the first batch is handed out at once
         (fast first audio)."""
         ready: dict[int, np.ndarray] = {}
-        tails = tails if tails is not None else [0] * len(token_lists)
+        tokens: list[Sequence[int]] = []
+        tails: list[int] = []
         next_index = 0
+
+        def lengths() -> Iterator[int]:
+            for ids, tail in items:
+                tokens.append(ids)
+                tails.append(tail)
+                yield len(ids)
 
         def in_order() -> Iterator[tuple[int, np.ndarray]]:
             nonlocal next_index
@@ -270,65 +338,88 @@ class PiperRunner:
                 next_index += 1
 
         grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
+        lanes = self.lanes
+        caller = torch.cuda.current_stream(self.device) if lanes is not None else None
+        if lanes is not None and lanes.busy:  # a run left unfinished: its lane work comes first
+            lanes.settle(caller)
+        overlap = False
         in_flight: InFlight | None = None
-        for number, batch in enumerate(self.plan([len(t) for t in token_lists])):
-            if cancelled():
-                return
-            with grad_mode:
-                launched = self._launch_batch([token_lists[i] for i in batch], batch, params, number % 2, [tails[i] for i in batch])
-            if in_flight is not None:
-                ready.update(in_flight.finish(times))
-            in_flight = launched
-            if number == 0:
-                ready.update(in_flight.finish(times))
-                in_flight = None
-            yield from in_order()
-        if in_flight is not None:
-            ready.update(in_flight.finish(times))
-        yield from in_order()
+        number = 0
+        try:
+            for window in self.windows(lengths()):
+                for batch in window:
+                    if cancelled():
+                        return
+                    if number == 1 and lanes is not None:  # from the second batch on, batches overlap
+                        lanes.join(caller)
+                        overlap = True
+                    with grad_mode:
+                        launched = self._launch_batch([tokens[i] for i in batch], batch, params, number % 2, [tails[i] for i in batch], overlap)
+                    if in_flight is not None:
+                        ready.update(in_flight.finish(times))
+                    in_flight = launched
+                    if number == 0:
+                        ready.update(in_flight.finish(times))
+                        in_flight = None
+                    number += 1
+                    yield from in_order()
+                if in_flight is not None:  # handed out before the next window's sentences are waited for
+                    ready.update(in_flight.finish(times))
+                    in_flight = None
+                    yield from in_order()
+        finally:
+            if overlap:  # later work of the caller (re-optimizing, freeing) comes after ours
+                lanes.settle(caller)
 
-    def _launch_batch(self, items, indices, params: SynthParams, slot: int, tails: list[int]) -> "InFlight":
+    def _launch_batch(self, items, indices, params: SynthParams, slot: int, tails: list[int], overlap: bool = False) -> "InFlight":
+        """Upload → stage A → the one length read → stage B → copy started. Returns the batch in
+        flight: host audio valid once its `done` event has completed."""
         n = len(items)
         longest = max(len(t) for t in items)
         t_max = bucket(longest) if self.buckets else longest
         b_pad = batch_bucket(n, self.max_batch) if self.graphs is not None else n
+        shape = (slot, b_pad, t_max) if self.lanes is not None else (b_pad, t_max)  # a graph set per slot
         fine_laps = self.graphs is None and not self.compiled  # laps inside stages would break capture/compile
-        clock = self._clocks[slot].restart()
-        self._clock = clock if fine_laps else None
-        captured = self.graphs.static_inputs(("A", b_pad, t_max)) if self.graphs is not None else None
-        ids, fields = captured or (self._buffer((b_pad, t_max), torch.long, zero=False), self._buffer((b_pad, len(FIELDS)), torch.float64, zero=False))
-        self._upload(items, indices, params, ids, fields, slot)
-        try:  # released in stream order: later work on the buffers queues behind this batch
-            host, frame_counts, done = self._forward(n, b_pad, t_max, ids, fields, clock, slot)
+        captured = self.graphs.static_inputs(("A", *shape)) if self.graphs is not None else None
+        ids = fields = None
+        try:  # pool buffers are released in stream order: later work on them queues behind this batch
+            with self._lane("A", slot, overlap, captured is not None):
+                clock = self._clocks[slot].restart()
+                self._clock = clock if fine_laps else None
+                ids, fields = captured or (self._buffer((b_pad, t_max), torch.long, zero=False), self._buffer((b_pad, len(FIELDS)), torch.float64, zero=False))
+                self._upload(items, indices, params, ids, fields, slot)
+                with exact_fp32():
+                    m_p, logs_p, durations, frames = self._staged("A", shape, ids, fields)
+                if self._clock is None:  # captured/compiled: encoder and durations are one lap
+                    clock.lap("encoder+duration")
+                frame_counts = frames[:n].tolist()  # the one host sync per batch: output length is data-dependent
+            f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
+            check_length(f_max)
+            with self._lane("B", slot, overlap):
+                if not (self.buckets or n > 1 or self.graphs is not None):  # the reference path: exact length, no masks inside the decoder
+                    (audio,) = self._stage_b(m_p, logs_p, durations, frames, fields, n_frames=f_max, padded=False)
+                else:
+                    (audio,) = self._staged("B", (*shape, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
+                lane_b = self.lanes.b if overlap else None
+                if lane_b is not None:
+                    self.lanes.release(slot)
+                if self._clock is None:
+                    clock.lap("flow+decoder", lane_b)
+                host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
+                clock.lap("copy", lane_b)
+                done = None
+                if self.device.type == "cuda":  # the pinned copy is asynchronous
+                    done = torch.cuda.Event()
+                    done.record()
         finally:
             self._clock = None
-            if not captured:
+            if not captured and ids is not None:
                 self._release(ids, fields)
         return InFlight(list(indices), host, frame_counts, tails, self.model.hop_length, clock, done)
 
-    def _forward(self, n: int, b_pad: int, t_max: int, ids: torch.Tensor, fields: torch.Tensor, clock: StageClock, slot: int):
-        """Stage A → the one length read → stage B → copy started; returns the host audio (valid
-        once `done` has completed), the frame counts and the completion event."""
-        with exact_fp32():
-            m_p, logs_p, durations, frames = self._staged("A", (b_pad, t_max), ids, fields)
-        if self._clock is None:  # captured/compiled: encoder and durations are one lap
-            clock.lap("encoder+duration")
-        frame_counts = frames[:n].tolist()  # the one host sync per batch: output length is data-dependent
-        f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
-        check_length(f_max)
-        if not (self.buckets or n > 1 or self.graphs is not None):  # the reference path: exact length, no masks inside the decoder
-            (audio,) = self._stage_b(m_p, logs_p, durations, frames, fields, n_frames=f_max, padded=False)
-        else:
-            (audio,) = self._staged("B", (b_pad, t_max, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
-        if self._clock is None:
-            clock.lap("flow+decoder")
-        host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
-        clock.lap("copy")
-        done = None
-        if self.device.type == "cuda":  # the pinned copy is asynchronous
-            done = torch.cuda.Event()
-            done.record()
-        return host, frame_counts, done
+    def _lane(self, stage: str, slot: int, overlap: bool, captured: bool = False):
+        """The stream a stage runs on while batches overlap (see `Lanes`); else the caller's."""
+        return self.lanes.stage(stage, slot, captured) if overlap else nullcontext()
 
     def _staged(self, stage: str, shape: tuple[int, ...], *inputs, **options):
         """Stage "A" or "B" on `inputs` (graph, compiled or eager, as configured). A shape that
@@ -346,7 +437,10 @@ class PiperRunner:
         fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
         key = (stage, *shape)
         if self.graphs is not None:
-            return self.graphs.run(key, fn, *inputs)
+            # with lanes, stage A of one slot runs while stage B reads the other slot's A outputs:
+            # a graph lane (memory pool, capture stream) per slot for A, one for B
+            lane = key[:2] if stage == "A" and self.lanes is not None else stage
+            return self.graphs.run(key, fn, *inputs, lane=lane)
         if self.compiled and str(key) not in self.compile_s:  # first call of a shape compiles it
             start = time.perf_counter()
             out = fn(*inputs)

@@ -1,0 +1,114 @@
+"""The text front end as a feed of segments, run ahead of synthesis for long texts.
+
+Phonemizing a 10,000-character chapter takes ~30 ms of single-threaded espeak; run first, it would
+delay the first audio and leave the GPU idle that long. Here it runs on its own thread and hands
+segments over in order, so the synthesis of the first sentences starts while later paragraphs are
+still being phonemized (espeak's C calls are short; the threads take turns on the GIL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from typing import Callable, Iterable, Iterator
+
+from .models.base import Segment
+
+_END = object()
+CANCEL_POLL_S = 0.05
+"""How often a consumer waiting for the front end checks for cancellation."""
+
+
+def without_final_pause(segments: Iterable[Segment]) -> Iterator[Segment]:
+    """The segments with no pause after the last one (nothing follows it). Each is handed on once
+    the next exists, so the rule holds however the segments were made."""
+    held = None
+    for segment in segments:
+        if held is not None:
+            yield held
+        held = segment
+    if held is not None:
+        yield dataclasses.replace(held, pause_after=0.0)
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class SegmentFeed:
+    """Segments of one request, in order, the last without a pause. `threaded=False` runs
+    `produce` to the end at once.
+
+    `items` holds the segments handed out so far (index i is the i-th yielded). `busy_s` is the
+    front end's own time; `waited_s` is how long the consumer waited for it (all of it when not
+    threaded, only what synthesis could not hide when threaded).
+    """
+
+    def __init__(self, produce: Callable[[], Iterable[Segment]], threaded: bool, cancelled: Callable[[], bool] = lambda: False):
+        self.items: list[Segment] = []
+        self.cancelled = cancelled
+        self.busy_s = 0.0
+        self.waited_s = 0.0
+        self.count = 0
+        """Segments in the request, once the front end has finished; 0 while it still runs."""
+        self._stop = threading.Event()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        if threaded:
+            threading.Thread(target=self._produce, args=(produce,), name="tts-front-end", daemon=True).start()
+        else:
+            start = time.perf_counter()
+            for segment in without_final_pause(produce()):
+                self._queue.put(segment)
+                self.count += 1
+            self._queue.put(_END)
+            self.busy_s = self.waited_s = time.perf_counter() - start
+
+    def _produce(self, produce: Callable[[], Iterable[Segment]]) -> None:
+        start = time.perf_counter()
+        produced = 0
+        try:
+            for segment in without_final_pause(produce()):
+                if self._stop.is_set():
+                    return
+                self._queue.put(segment)
+                produced += 1
+        except BaseException as exc:  # handed to the consumer, raised there
+            self.busy_s = time.perf_counter() - start
+            self._queue.put(_Failure(exc))
+            return
+        self.busy_s = time.perf_counter() - start
+        self.count = produced
+        self._queue.put(_END)
+
+    def __iter__(self) -> Iterator[Segment]:
+        """Stops early, without error, once `cancelled()` (the caller raises its own)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                item = self._wait()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            self.items.append(item)
+            yield item
+
+    def _wait(self):
+        start = time.perf_counter()
+        try:
+            while True:
+                try:
+                    return self._queue.get(timeout=CANCEL_POLL_S)
+                except queue.Empty:
+                    if self.cancelled():
+                        return _END
+        finally:
+            self.waited_s += time.perf_counter() - start
+
+    def close(self) -> None:
+        """Stop the front end early (cancelled or failed request)."""
+        self._stop.set()

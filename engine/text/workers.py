@@ -1,0 +1,221 @@
+"""espeak in worker processes: a long text's chunks phonemized in parallel, beside synthesis.
+
+espeak-ng is single-threaded and keeps global state, and a thread running it competes with the
+synthesis thread for the GIL (on the GPU machine a 10,000-character chapter took 58 ms of espeak,
+of which a front-end thread hid only 9 ms behind the GPU). Worker processes share neither: each
+loads espeak once (and no torch: `text.sentences`), chunks (paragraphs of ≤ 2,000 characters) go
+out to them in order and come back in order as each is done, already as model ids, so the first
+sentences are synthesized while later paragraphs are still being phonemized.
+
+The workers are plain child processes (`python -m engine.text.workers`) speaking length-prefixed
+pickles over their stdin/stdout, not `multiprocessing`: a spawned multiprocessing child re-runs
+the parent's main script, and a user's script that calls the engine without a `__main__` guard
+would run again in every worker. They start in the background at the first long text (which is
+phonemized here meanwhile); short texts never use them (one espeak call, nothing to overlap). Any
+failure to start or a worker that dies means phonemizing in this process, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from .phonemize import phonemize
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_WORKERS = 8
+"""Beyond ~8 the chapter's 20 paragraphs no longer spread better; each worker holds ~20 MB."""
+AHEAD = 2
+"""Chunks in flight per worker: enough to keep it busy, few enough that pipes never fill."""
+
+_lock = threading.Lock()
+_ready: Future | None = None
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+def worker_count() -> int:
+    """One process per physical core but the synthesis thread's, at least one."""
+    from ..runtime import physical_cores
+
+    return max(1, min(MAX_WORKERS, physical_cores() - 1))
+
+
+def _load(voice: str) -> int:
+    """In a worker: espeak loaded, `voice` set."""
+    return len(phonemize("ready", voice))
+
+
+class Worker:
+    """One child process; requests are answered in the order they were sent."""
+
+    def __init__(self) -> None:
+        path = os.pathsep.join(p or os.getcwd() for p in sys.path)  # the child imports what we import
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+        )
+
+    def send(self, fn: Callable[[Any], Any], arg: Any) -> None:
+        _write(self.process.stdin, (fn, arg))
+
+    def receive(self) -> tuple[bool, Any]:
+        """(True, result) or (False, the exception it raised)."""
+        reply = _read(self.process.stdout)
+        if reply is None:
+            raise WorkerDied(f"espeak worker {self.process.pid} exited (code {self.process.poll()})")
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+
+
+class WorkerPool:
+    def __init__(self, workers: list[Worker]):
+        self.workers = workers
+        self.busy = threading.Lock()
+
+    def map(self, fn: Callable[[str], T], chunks: Sequence[str]) -> Iterator[T]:
+        """`fn(chunk)` per chunk, in order; chunk i goes to worker i mod n. Holds `busy` while it
+        runs; a map left unfinished collects its outstanding answers before the pool is reused."""
+        n, sent, received = len(self.workers), 0, 0
+        try:
+            while received < len(chunks):
+                while sent < min(len(chunks), received + AHEAD * n):
+                    self.workers[sent % n].send(fn, chunks[sent])
+                    sent += 1
+                ok, result = self.workers[received % n].receive()
+                received += 1
+                if not ok:
+                    raise result
+                yield result
+        finally:
+            try:
+                for i in range(received, sent):
+                    self.workers[i % n].receive()
+            except Exception:
+                pass  # a dead worker: `map_chunks` has already retired the pool
+            self.busy.release()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+
+
+def start(voice: str) -> Future:
+    """Start the workers once per process, in the background; the future gives the pool when each
+    worker has espeak loaded with `voice` set (or the error)."""
+    global _ready
+    with _lock:
+        if _ready is None:
+            _ready = Future()
+            threading.Thread(target=_start, args=(voice, _ready), name="tts-espeak-workers", daemon=True).start()
+        return _ready
+
+
+def _start(voice: str, ready: Future) -> None:
+    workers: list[Worker] = []
+    try:
+        workers = [Worker() for _ in range(worker_count())]
+        for worker in workers:
+            worker.send(_load, voice)
+        for worker in workers:
+            ok, result = worker.receive()
+            if not ok:
+                raise result
+    except Exception as exc:  # no workers here (frozen app, no executable, espeak missing): stay in-process
+        log.warning("espeak worker processes unavailable (%s); phonemizing in this process", exc)
+        for worker in workers:
+            worker.close()
+        ready.set_exception(exc)
+        return
+    log.info("%d espeak worker processes ready", len(workers))
+    ready.set_result(WorkerPool(workers))
+
+
+def ready_pool() -> WorkerPool | None:
+    """The pool if it is up and working, else None."""
+    return _ready.result() if _ready is not None and _ready.done() and _ready.exception() is None else None
+
+
+def map_chunks(fn: Callable[[str], T], chunks: Sequence[str], voice: str, parallel: bool) -> Iterator[T]:
+    """`fn(chunk)` for each chunk, in order, as each is done: in the worker processes when
+    `parallel` and they are up and free (`fn` must pickle), else here (starting them for next time)."""
+    pool = ready_pool() if parallel else None
+    if pool is None or not pool.busy.acquire(blocking=False):
+        if parallel:
+            start(voice)
+        yield from map(fn, chunks)
+        return
+    done = 0
+    try:
+        for result in pool.map(fn, chunks):
+            yield result
+            done += 1
+    except (WorkerDied, OSError, EOFError, pickle.UnpicklingError) as exc:  # finish here, start afresh next time
+        log.warning("an espeak worker process failed (%s); phonemizing in this process", exc)
+        _retire(pool)
+        yield from map(fn, chunks[done:])
+
+
+def _retire(pool: WorkerPool) -> None:
+    global _ready
+    with _lock:
+        if ready_pool() is pool:
+            _ready = None
+    pool.close()
+
+
+def _write(stream, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "little") + data)
+    stream.flush()
+
+
+def _read(stream) -> Any:
+    header = stream.read(8)
+    if len(header) < 8:
+        return None
+    return pickle.loads(stream.read(int.from_bytes(header, "little")))
+
+
+def serve() -> None:
+    """A worker's loop: (fn, arg) in, (ok, result or exception) out, until stdin closes."""
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not corrupt the channel
+    while (request := _read(requests)) is not None:
+        fn, arg = request
+        try:
+            reply = (True, fn(arg))
+        except Exception as exc:
+            reply = (False, exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}"))
+        _write(replies, reply)
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+        return True
+    except Exception:
+        return False
+
+
+if __name__ == "__main__":
+    serve()

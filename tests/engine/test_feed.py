@@ -1,0 +1,120 @@
+"""The text front end as a feed: run beside synthesis for long texts, in order, errors carried over."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
+from engine import wrapper as wrapper_module
+from engine.config import SynthesisOptions
+from engine.errors import InputError
+from engine.feed import SegmentFeed
+from engine.models.base import Segment
+
+SEEDED = SynthesisOptions(seed=5, sentence_silence=0.1)
+PARAGRAPHS = "\n\n".join(
+    [
+        "The lighthouse keeper climbed the stairs at dusk. He lit the lamp.",
+        "Ships passed far out at sea, their lights low on the water!",
+        "By morning the fog had lifted; the harbour was calm again.",
+    ]
+)
+
+
+def test_feed_hands_over_segments_while_the_front_end_still_runs():
+    gate = threading.Event()
+
+    def produce():
+        yield Segment("a", [1], 0.2)
+        yield Segment("b", [1], 0.2)
+        gate.wait(5)
+        yield Segment("c", [1], 0.2)
+
+    feed = SegmentFeed(produce, threaded=True)
+    items = iter(feed)
+    assert next(items).text == "a"  # handed over once "b" exists, before "c" is made
+    assert feed.count == 0, "unknown while the front end still runs"
+    gate.set()
+    assert [(s.text, s.pause_after) for s in items] == [("b", 0.2), ("c", 0.0)]
+    assert feed.count == 3
+
+
+def test_feed_gives_the_last_segment_no_pause_and_the_final_count():
+    feed = SegmentFeed(lambda: [Segment("a", [1], 0.2), Segment("b", [1], 0.3)], threaded=True)
+    got = list(feed)
+    assert [(s.text, s.pause_after) for s in got] == [("a", 0.2), ("b", 0.0)]
+    assert feed.count == 2 and feed.busy_s > 0
+
+
+def test_front_end_errors_reach_the_caller_from_the_thread():
+    def produce():
+        yield Segment("a", [1], 0.2)
+        raise InputError("corrupt paragraph")
+
+    with pytest.raises(InputError, match="corrupt paragraph"):
+        list(SegmentFeed(produce, threaded=True))
+
+
+def test_long_text_is_phonemized_beside_synthesis_with_the_same_audio(joe_cpu, monkeypatch):
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), "cpu"))
+    direct = wrapper.generate("", SEEDED, segments=joe_cpu.segment(PARAGRAPHS, SEEDED))
+    monkeypatch.setattr(wrapper_module, "FRONT_END_THREAD_CHARS", 40)
+    spied = []
+
+    class Spy(SegmentFeed):
+        def __init__(self, produce, threaded, **kw):
+            spied.append(threaded)
+            super().__init__(produce, threaded, **kw)
+
+    monkeypatch.setattr(wrapper_module, "SegmentFeed", Spy)
+    chunks = list(wrapper.stream(PARAGRAPHS, SEEDED))
+    assert spied == [True]
+    assert len(chunks) == direct.segments == chunks[-1].count == 4  # espeak's sentences
+    np.testing.assert_array_equal(np.concatenate([c.audio for c in chunks]), direct.audio)
+    timings = wrapper.last_timings
+    assert timings.phonemize_s > 0 and timings.model_s <= timings.total_s
+
+
+def test_nothing_speakable_in_a_long_text_is_still_a_clear_error(joe_cpu, monkeypatch):
+    monkeypatch.setattr(wrapper_module, "FRONT_END_THREAD_CHARS", 10)
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), "cpu"))
+    with pytest.raises(InputError, match="nothing speakable"):
+        wrapper.generate("… ... !!! ??? — " * 20)
+
+
+def test_espeak_worker_processes_give_the_same_segments(joe_cpu):
+    from engine.text import workers
+
+    voice = joe_cpu.config.espeak_voice
+    pool = workers.start(voice).result(timeout=120)
+    assert len(pool.workers) == workers.worker_count() and workers.ready_pool() is pool
+    chunks = PARAGRAPHS.split("\n\n") * 3
+    front_end = joe_cpu._front_end
+    pooled = list(workers.map_chunks(front_end, chunks, voice, parallel=True))
+    assert pooled == [front_end(c) for c in chunks]
+    assert all(isinstance(text, str) and ids for part in pooled for text, ids in part)
+    probe = "'torch' in __import__('sys').modules"
+    assert list(workers.map_chunks(eval, [probe], voice, parallel=True)) == [False], "workers stay light"
+
+
+def test_an_unfinished_map_leaves_the_workers_in_step(joe_cpu):
+    from engine.text import workers
+
+    voice = joe_cpu.config.espeak_voice
+    workers.start(voice).result(timeout=120)
+    chunks = [f"Sentence number {i}." for i in range(12)]
+    first = workers.map_chunks(str.upper, chunks, voice, parallel=True)
+    assert next(first) == "SENTENCE NUMBER 0."
+    first.close()  # e.g. a cancelled request
+    assert list(workers.map_chunks(str.lower, chunks, voice, parallel=True)) == [c.lower() for c in chunks]
+
+
+def test_a_worker_error_reaches_the_caller(joe_cpu):
+    from engine.text import workers
+
+    voice = joe_cpu.config.espeak_voice
+    workers.start(voice).result(timeout=120)
+    with pytest.raises(ValueError, match="invalid literal"):
+        list(workers.map_chunks(int, ["7", "seven"], voice, parallel=True))
+    assert list(workers.map_chunks(int, ["1", "2"], voice, parallel=True)) == [1, 2]
