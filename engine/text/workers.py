@@ -41,7 +41,7 @@ _ready: Future | None = None
 
 
 class WorkerDied(RuntimeError):
-    pass
+    """A worker process exited before answering."""
 
 
 def worker_count() -> int:

@@ -338,10 +338,9 @@ class PiperRunner:
                 next_index += 1
 
         grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
-        lanes = self.lanes
-        caller = torch.cuda.current_stream(self.device) if lanes is not None else None
+        lanes, caller = self.lanes, None
         if lanes is not None and lanes.busy:  # a run left unfinished: its lane work comes first
-            lanes.settle(caller)
+            lanes.settle(torch.cuda.current_stream(self.device))
         overlap = False
         in_flight: InFlight | None = None
         number = 0
@@ -351,6 +350,7 @@ class PiperRunner:
                     if cancelled():
                         return
                     if number == 1 and lanes is not None:  # from the second batch on, batches overlap
+                        caller = torch.cuda.current_stream(self.device)
                         lanes.join(caller)
                         overlap = True
                     with grad_mode:
