@@ -69,7 +69,9 @@ class Worker:
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
 
-    def send(self, fn: Callable[[Any], Any], arg: Any) -> None:
+    def send(self, fn: bytes, arg: Any) -> None:
+        """`fn` pickled once per map: the worker unpickles each function once and keeps it (an
+        IdTable's warn-once set stays one set)."""
         _write(self.process.stdin, (fn, arg))
 
     def receive(self) -> tuple[bool, Any]:
@@ -96,10 +98,11 @@ class WorkerPool:
         """`fn(chunk)` per chunk, in order; chunk i goes to worker i mod n. Holds `busy` while it
         runs; a map left unfinished collects its outstanding answers before the pool is reused."""
         n, sent, received = len(self.workers), 0, 0
+        pickled = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             while received < len(chunks):
                 while sent < min(len(chunks), received + AHEAD * n):
-                    self.workers[sent % n].send(fn, chunks[sent])
+                    self.workers[sent % n].send(pickled, chunks[sent])
                     sent += 1
                 ok, result = self.workers[received % n].receive()
                 received += 1
@@ -134,8 +137,9 @@ def _start(voice: str, ready: Future) -> None:
     workers: list[Worker] = []
     try:
         workers = [Worker() for _ in range(worker_count())]
+        load = pickle.dumps(_load)
         for worker in workers:
-            worker.send(_load, voice)
+            worker.send(load, voice)
         for worker in workers:
             ok, result = worker.receive()
             if not ok:
@@ -197,13 +201,17 @@ def _read(stream) -> Any:
 
 
 def serve() -> None:
-    """A worker's loop: (fn, arg) in, (ok, result or exception) out, until stdin closes."""
+    """A worker's loop: (pickled fn, arg) in, (ok, result or exception) out, until stdin closes."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the channel
+    functions: dict[bytes, Callable[[Any], Any]] = {}
     while (request := _read(requests)) is not None:
-        fn, arg = request
+        pickled, arg = request
         try:
-            reply = (True, fn(arg))
+            if pickled not in functions:
+                functions.clear()  # one request's function at a time
+                functions[pickled] = pickle.loads(pickled)
+            reply = (True, functions[pickled](arg))
         except Exception as exc:
             reply = (False, exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}"))
         _write(replies, reply)
