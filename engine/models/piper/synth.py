@@ -403,7 +403,7 @@ class PiperRunner:
                 lane_b = self.lanes.b if overlap else None
                 if lane_b is not None:
                     self.lanes.release(slot)
-                if self._clock is None:
+                if self._clock is None:  # on lane B this lap also holds the wait behind the last batch's stage B
                     clock.lap("flow+decoder", lane_b)
                 host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
                 clock.lap("copy", lane_b)
