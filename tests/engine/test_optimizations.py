@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +147,9 @@ def test_batching_is_one_forward_for_many_sentences(joe_cpu):
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True)
     optimizer = AdvancedTTSOptimizer(cfg, "cpu")
     OptimizedTTSWrapper(joe_cpu, optimizer)
-    assert list(joe_cpu.runner.plan([30, 80, 50, 20, 60])) == [[0], [3, 2, 4, 1]]
+    assert list(chain.from_iterable(joe_cpu.runner.windows([30, 80, 50, 20, 60]))) == [[0], [3, 2, 4, 1]]
     joe_cpu.runner.max_batch = 2  # windows of 4 × 2 sentences bound the reordering
-    plan = list(joe_cpu.runner.plan([10] + [90 - i for i in range(20)]))
+    plan = list(chain.from_iterable(joe_cpu.runner.windows([10] + [90 - i for i in range(20)])))
     assert plan[:2] == [[0], [8, 7]] and sorted(i for b in plan for i in b) == list(range(21))
     assert all(max(b) - min(b) < 8 for b in plan[1:])
 
@@ -164,7 +165,7 @@ def test_batches_take_sentences_only_as_needed(joe_cpu):
             taken.append(i)
             yield 50 + i % 7
 
-    batches = joe_cpu.runner.plan(lengths())
+    batches = chain.from_iterable(joe_cpu.runner.windows(lengths()))
     assert next(batches) == [0] and taken == [0]
     next(batches)
     assert len(taken) == 1 + 4 * 4  # the first window: WINDOW_BATCHES × max_batch sentences
@@ -179,7 +180,7 @@ def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
     lengths = [len(s["tokens"]) for s in chapter]
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=32)
     OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
-    plan = list(joe_cpu.runner.plan(lengths))
+    plan = list(chain.from_iterable(joe_cpu.runner.windows(lengths)))
     assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
     padded = [len(b) * bucket(max(lengths[i] for i in b)) for b in plan]
     assert all(len(b) <= 32 for b in plan) and all(p <= TOKEN_BUDGET for p in padded)

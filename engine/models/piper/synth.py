@@ -264,11 +264,6 @@ class PiperRunner:
 
     # ---- orchestration ----
 
-    def plan(self, lengths: Iterable[int]) -> Iterator[list[int]]:
-        """Batches of segment indices, in the order `run` launches them (see `windows`)."""
-        for window in self.windows(lengths):
-            yield from window
-
     def windows(self, lengths: Iterable[int]) -> Iterator[list[list[int]]]:
         """Batches of segment indices per window, taking lengths only as needed: the first
         sentence alone (fast first audio), then windows of WINDOW_BATCHES · max_batch consecutive
