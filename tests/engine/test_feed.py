@@ -1,5 +1,6 @@
 """The text front end as a feed: run beside synthesis for long texts, in order, errors carried over."""
 
+import sys
 import threading
 
 import numpy as np
@@ -35,12 +36,14 @@ def test_feed_hands_over_segments_while_the_front_end_still_runs():
     items = iter(feed)
     assert next(items).text == "a"  # handed over once "b" exists, before "c" is made
     assert feed.count == 0, "unknown while the front end still runs"
+    assert feed.ready() == 0, "b waits for c (it may be the last), so nothing can be taken without waiting"
     gate.set()
     assert [(s.text, s.pause_after) for s in items] == [("b", 0.2), ("c", 0.0)]
     assert feed.count == 3
 
 
 def test_feed_gives_the_last_segment_no_pause_and_the_final_count():
+    assert SegmentFeed(lambda: [Segment("a", [1], 0.2)], threaded=False).ready() == sys.maxsize  # finished: nothing to wait for
     feed = SegmentFeed(lambda: [Segment("a", [1], 0.2), Segment("b", [1], 0.3)], threaded=True)
     got = list(feed)
     assert [(s.text, s.pause_after) for s in got] == [("a", 0.2), ("b", 0.0)]
@@ -52,8 +55,10 @@ def test_front_end_errors_reach_the_caller_from_the_thread():
         yield Segment("a", [1], 0.2)
         raise InputError("corrupt paragraph")
 
+    feed = SegmentFeed(produce, threaded=True)
     with pytest.raises(InputError, match="corrupt paragraph"):
-        list(SegmentFeed(produce, threaded=True))
+        list(feed)
+    assert feed.ready() == 0, "a failed front end has nothing to take: the caller hands out what it has first"
 
 
 def test_long_text_is_phonemized_beside_synthesis_with_the_same_audio(joe_cpu, monkeypatch):

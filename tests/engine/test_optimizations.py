@@ -12,6 +12,7 @@ import torch
 
 from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
 from engine.bench import snr_db
+from engine.models.base import StageTimes
 from engine.buffers import BufferPool
 from engine.config import SynthesisOptions
 from engine.models.piper.model import RelativeAttention, inverse_rational_quadratic_spline, sequence_mask
@@ -169,6 +170,69 @@ def test_batches_take_sentences_only_as_needed(joe_cpu):
     assert next(batches) == [0] and taken == [0]
     next(batches)
     assert len(taken) == 1 + 4 * 4  # the first window: WINDOW_BATCHES × max_batch sentences
+
+
+def test_batches_overlap_across_windows_when_sentences_are_ready(joe_cpu, monkeypatch):
+    """A window's last batch is handed out before the next window only if that window would
+    wait for the front end; otherwise the next batch's stage A is launched first, as within a window."""
+    from engine.models.piper import synth
+
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    events = []
+    launch, finish = synth.PiperRunner._launch_stage_a, synth.InFlight.finish
+    monkeypatch.setattr(synth.PiperRunner, "_launch_stage_a", lambda self, *a: events.append("launch") or launch(self, *a))
+    monkeypatch.setattr(synth.InFlight, "finish", lambda self, times: events.append("finish") or finish(self, times))
+    items = [([1, 8, 0, 9, 0, 2]), ([1, 8, 0, 2]), ([1, 9, 0, 2]), ([1, 8, 0, 8, 0, 2])] * 3
+
+    def drained_launches(ready: int) -> int:
+        """Launches with no batch in flight: the GPU had nothing queued."""
+        events.clear()
+        out = list(joe_cpu.runner.run([(ids, 0) for ids in items], joe_cpu.params(SEEDED), StageTimes(), ready=lambda: ready))
+        assert [i for i, _ in out] == list(range(12))
+        outstanding = drained = 0
+        for kind in events:
+            drained += kind == "launch" and outstanding == 0
+            outstanding += 1 if kind == "launch" else -1
+        return drained
+
+    assert drained_launches(ready=99) == 2  # the first sentence alone, then windows of 8 and 3 in one pipeline
+    assert drained_launches(ready=0) == 3  # the front end has nothing ready: window 2 is handed out before window 3
+
+
+@pytest.mark.parametrize("stop", ["close", "cancel"])
+def test_a_run_left_unfinished_returns_its_buffers(joe_cpu, monkeypatch, stop):
+    """Stopped between batches (the consumer gone, or cancelled) while a batch's stage A is
+    queued and its stage B is not: that batch's pool buffers go back to the pool."""
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2, preallocate_buffers=True)
+    optimizer = AdvancedTTSOptimizer(cfg, "cpu")
+    OptimizedTTSWrapper(joe_cpu, optimizer)
+    monkeypatch.setattr(joe_cpu.runner, "defer_stage_b", True)  # the GPU's order, on the CPU
+    stopped = []
+    run = joe_cpu.runner.run([([1, 8, 0, 9, 0, 2], 0)] * 12, joe_cpu.params(SEEDED), StageTimes(), cancelled=lambda: bool(stopped))
+    assert [next(run)[0] for _ in range(3)] == [0, 1, 2]
+    assert optimizer.pool.stats.outstanding > 0, "a later batch is under way"
+    if stop == "close":
+        run.close()
+    else:
+        stopped.append(True)
+        list(run)
+    assert optimizer.pool.stats.outstanding == 0
+
+
+def test_stage_times_leave_out_the_consumer(joe_cpu, monkeypatch):
+    """Stage B of a batch starts after later batches' stage A and the caller's handling of
+    earlier audio: its laps start at stage B, so none of that is counted as flow or decoder."""
+    import time
+
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    monkeypatch.setattr(joe_cpu.runner, "defer_stage_b", True)
+    times = StageTimes()
+    for _ in joe_cpu.runner.run([([1, 8, 0, 9, 0, 2], 0)] * 9, joe_cpu.params(SEEDED), times):
+        time.sleep(0.1)  # a slow consumer: 0.9 s in all
+    assert {"encoder", "duration", "flow", "decoder"} <= set(times.values)
+    assert times.values["flow"] + times.values["decoder"] < 0.3
 
 
 def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):

@@ -133,6 +133,8 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
         opt.record_fallback("compile", "triton is not installed, torch.compile cannot build GPU kernels; running eagerly")
         return
     mode = opt.config.compile_mode
+    if mode == "max-autotune" and opt.config.enable_cuda_graphs:
+        mode = "max-autotune-no-cudagraphs"  # our graphs replay the stages; inductor's must not nest inside them
     try:
         # automatic dynamic shapes: a bucket-specialised first compile, one generic recompile after
         runner.stage_a = torch.compile(runner._stage_a, mode=mode)

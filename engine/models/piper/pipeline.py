@@ -112,7 +112,7 @@ class PiperTTS:
         params = self.params(options)
         self.ensure_on_device()
         items = ((s.tokens, pause_samples(s, self.sample_rate)) for s in segments)
-        for _, audio in self.runner.run(items, params, times, cancelled):
+        for _, audio in self.runner.run(items, params, times, cancelled, ready=getattr(segments, "ready", None)):
             yield audio
 
     # ---- optimization ----

@@ -114,8 +114,10 @@ class StageClock:
         self.lap("start")
         return self
 
-    def lap(self, name: str, stream: torch.cuda.Stream | None = None) -> None:
-        """Marks `stream` (default: the one current at `restart`; stages may run on others)."""
+    def lap(self, name: str | None, stream: torch.cuda.Stream | None = None) -> None:
+        """Marks `stream` (default: the one current at `restart`; stages may run on others). A
+        lap named None only starts the next one: the time before it (other batches' work, the
+        caller's) belongs to no stage."""
         if self.cuda:
             if len(self.names) == len(self.events):
                 self.events.append(torch.cuda.Event(enable_timing=True))
@@ -126,6 +128,8 @@ class StageClock:
 
     def read(self, times: StageTimes) -> None:
         for i, name in enumerate(self.names[1:]):
+            if name is None:
+                continue
             seconds = self.events[i].elapsed_time(self.events[i + 1]) / 1000 if self.cuda else self.stamps[i + 1] - self.stamps[i]
             times.add(name, seconds)
 
@@ -158,18 +162,40 @@ class Lanes:
         stream.wait_stream(self.b)
         self.busy = False
 
-    def stage(self, name: str, slot: int, captured: bool) -> torch.cuda.StreamContext:
+    def stage(self, name: str, slot: int, captured: bool, after: torch.cuda.Event | None = None) -> torch.cuda.StreamContext:
         """The stream stage `name` of the slot's batch runs on: stage A of a batch whose graph
-        exists beside the other lane; anything else behind lane A's work, on lane B."""
+        exists beside the other lane; anything else on lane B, behind `after` (its own stage A:
+        lane A may already hold the next batch's) or else behind all of lane A's work."""
         if name == "A" and captured:
             self.a.wait_event(self.released[slot])
             return torch.cuda.stream(self.a)
-        self.b.wait_stream(self.a)
+        if after is not None:
+            self.b.wait_event(after)
+        else:
+            self.b.wait_stream(self.a)
         return torch.cuda.stream(self.b)
 
     def release(self, slot: int) -> None:
         """After the slot's stage B is launched: its stage-A tensors are free once it has run."""
         self.released[slot].record(self.b)
+
+
+@dataclass
+class Started:
+    """A batch whose stage A is launched: its frame counts can be read once `counted` has
+    completed (they are copied to `host_frames`), without waiting for later work."""
+
+    items: list[Sequence[int]]
+    indices: list[int]
+    tails: list[int]
+    slot: int
+    shape: tuple[int, ...]
+    captured: bool
+    inputs: tuple[torch.Tensor, torch.Tensor]
+    outputs: tuple[torch.Tensor, ...]
+    host_frames: torch.Tensor | None
+    counted: torch.cuda.Event | None
+    clock: StageClock
 
 
 @dataclass
@@ -225,8 +251,11 @@ class PiperRunner:
         self.compile_s: dict[str, float] = {}
         self.on_fallback: Callable[[str, str], None] | None = None
         self._clock: StageClock | None = None
-        self._clocks = (StageClock(device), StageClock(device))  # one per slot, like the staging buffers
+        self._clocks = tuple(StageClock(device) for _ in range(3))  # a batch's clock is read two launches later
         self.noise = gaussian_fn(device)
+        self.defer_stage_b = device.type == "cuda"
+        """Queue the next batch's stage A before this one's stage B. On the CPU nothing runs beside
+        the host, so stage B follows at once (and audio is handed out a batch sooner)."""
 
     # ---- stages (fixed shapes; safe to compile and capture) ----
 
@@ -266,12 +295,14 @@ class PiperRunner:
 
     def windows(self, lengths: Iterable[int]) -> Iterator[list[list[int]]]:
         """Batches of segment indices per window, taking lengths only as needed: the first
-        sentence alone (fast first audio), then windows of WINDOW_BATCHES · max_batch consecutive
-        sentences, each sorted by length and packed under the token budget. A window needs only its
-        own sentences, so a text front end still running (`SegmentFeed`) works ahead while earlier
-        windows synthesize; windows also bound how far audio is held back for in-order streaming.
-        (Smaller first windows would start the GPU sooner but padded a chapter 1.37 → 1.56×: no
-        gain overall.) Without batching, one sentence at a time."""
+        sentence alone (fast first audio), then windows of WINDOW_BATCHES · max_batch
+        consecutive sentences, each sorted by length and packed under the token budget. A window
+        needs only its own sentences, so a text front end still running (`SegmentFeed`) works
+        ahead while earlier windows synthesize; windows also bound how far audio is held back for
+        in-order streaming. (Smaller first windows would start the GPU sooner but padded a chapter
+        1.37 → 1.56×; windows sized by what the front end had ready varied the batch shapes, so
+        graphs were captured inside timed calls: 115 → 180 ms on the chapter.) Without batching,
+        one sentence at a time."""
         source = iter(lengths)
         known: list[int] = []
         size = 1
@@ -308,14 +339,18 @@ class PiperRunner:
         return batches[::-1]
 
     def run(self, items: Iterable[tuple[Sequence[int], int]], params: SynthParams, times: StageTimes,
-            cancelled: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, np.ndarray]]:
+            cancelled: Callable[[], bool] = lambda: False, ready: Callable[[], int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """`items`: (token ids, samples of silence to append) per segment, taken as batches need
-        them. Yield (segment index, finished float32 host audio with its silence) in order.
+        them; `ready()`, if given, says how many can be taken without waiting (see `windows`).
+        Yield (segment index, finished float32 host audio with its silence) in order.
 
-        From the second batch on, batch i+1 is launched before batch i's audio is handed out, so
-        the GPU computes while the caller post-processes; the first batch is handed out at once
-        (fast first audio)."""
-        ready: dict[int, np.ndarray] = {}
+        From the second batch on (with `defer_stage_b`), stage A of batch i+1 is queued before
+        stage B of batch i, and batch i-1's audio is copied out and handed over only after both:
+        the host's copying never stands between one stage B and the next stage A. The first batch
+        is handed out at once (fast first audio). A window's last batch is handed out before the
+        next window waits for the front end; when those sentences are there, batches go on
+        overlapping."""
+        done: dict[int, np.ndarray] = {}
         tokens: list[Sequence[int]] = []
         tails: list[int] = []
         next_index = 0
@@ -328,8 +363,8 @@ class PiperRunner:
 
         def in_order() -> Iterator[tuple[int, np.ndarray]]:
             nonlocal next_index
-            while next_index in ready:
-                yield next_index, ready.pop(next_index)
+            while next_index in done:
+                yield next_index, done.pop(next_index)
                 next_index += 1
 
         grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
@@ -337,8 +372,30 @@ class PiperRunner:
         if lanes is not None and lanes.busy:  # a run left unfinished: its lane work comes first
             lanes.settle(torch.cuda.current_stream(self.device))
         overlap = False
-        in_flight: InFlight | None = None
+        started: Started | None = None  # stage A launched, stage B not yet
+        in_flight: InFlight | None = None  # stage B launched, audio not yet handed out
         number = 0
+
+        def second_stage(batch: Started) -> None:
+            """The batch's stage B; the batch before it is handed out meanwhile."""
+            nonlocal in_flight
+            with grad_mode:
+                launched = self._launch_stage_b(batch, overlap)
+            if in_flight is not None:
+                done.update(in_flight.finish(times))
+            in_flight = launched
+
+        def drain() -> Iterator[tuple[int, np.ndarray]]:
+            nonlocal started, in_flight
+            if started is not None:
+                batch, started = started, None
+                second_stage(batch)
+            if in_flight is not None:
+                done.update(in_flight.finish(times))
+                in_flight = None
+            yield from in_order()
+
+        next_window = WINDOW_BATCHES * self.max_batch if self.batching else 1
         try:
             for window in self.windows(lengths()):
                 for batch in window:
@@ -348,57 +405,87 @@ class PiperRunner:
                         caller = torch.cuda.current_stream(self.device)
                         lanes.join(caller)
                         overlap = True
-                    with grad_mode:
-                        launched = self._launch_batch([tokens[i] for i in batch], batch, params, number % 2, [tails[i] for i in batch], overlap)
-                    if in_flight is not None:
-                        ready.update(in_flight.finish(times))
-                    in_flight = launched
-                    if number == 0:
-                        ready.update(in_flight.finish(times))
-                        in_flight = None
+                    with grad_mode:  # stage A of this batch is queued before the last one's stage B
+                        following = self._launch_stage_a([tokens[i] for i in batch], batch, [tails[i] for i in batch], params, number, overlap)
+                    previous, started = started, following
+                    if previous is not None:
+                        second_stage(previous)
+                    if not self.defer_stage_b:
+                        started = None
+                        second_stage(following)
                     number += 1
+                    if number == 1:  # the first sentence goes straight through: fast first audio
+                        yield from drain()
                     yield from in_order()
-                if in_flight is not None:  # handed out before the next window's sentences are waited for
-                    ready.update(in_flight.finish(times))
-                    in_flight = None
-                    yield from in_order()
+                if ready is None or ready() < next_window:  # hand out what is done before waiting for the front end
+                    yield from drain()
+            yield from drain()
         finally:
+            if started is not None:  # left unfinished (cancelled, closed, failed): its upload must not be overwritten
+                if started.counted is not None:
+                    started.counted.synchronize()
+                if not started.captured:
+                    self._release(*started.inputs)
             if overlap:  # later work of the caller (re-optimizing, freeing) comes after ours
                 lanes.settle(caller)
 
-    def _launch_batch(self, items, indices, params: SynthParams, slot: int, tails: list[int], overlap: bool = False) -> "InFlight":
-        """Upload → stage A → the one length read → stage B → copy started. Returns the batch in
-        flight: host audio valid once its `done` event has completed."""
+    def _launch_stage_a(self, items, indices, tails: list[int], params: SynthParams, number: int, overlap: bool) -> Started:
+        """Upload → stage A → its frame counts copied to the host (not waited for)."""
+        slot = number % 2
         n = len(items)
         longest = max(len(t) for t in items)
         t_max = bucket(longest) if self.buckets else longest
         b_pad = batch_bucket(n, self.max_batch) if self.graphs is not None else n
-        shape = (slot, b_pad, t_max) if self.lanes is not None else (b_pad, t_max)  # a graph set per slot
+        # a graph set per slot: this stage A is queued before the last batch's stage B reads its own
+        shape = (slot, b_pad, t_max) if self.graphs is not None else (b_pad, t_max)
         fine_laps = self.graphs is None and not self.compiled  # laps inside stages would break capture/compile
         captured = self.graphs.static_inputs(("A", *shape)) if self.graphs is not None else None
         ids = fields = None
-        try:  # pool buffers are released in stream order: later work on them queues behind this batch
+        try:
             with self._lane("A", slot, overlap, captured is not None):
-                clock = self._clocks[slot].restart()
+                clock = self._clocks[number % 3].restart()
                 self._clock = clock if fine_laps else None
                 ids, fields = captured or (self._buffer((b_pad, t_max), torch.long, zero=False), self._buffer((b_pad, len(FIELDS)), torch.float64, zero=False))
                 self._upload(items, indices, params, ids, fields, slot)
                 with exact_fp32():
-                    m_p, logs_p, durations, frames = self._staged("A", shape, ids, fields)
+                    outputs = self._staged("A", shape, ids, fields)
                 if self._clock is None:  # captured/compiled: encoder and durations are one lap
                     clock.lap("encoder+duration")
-                frame_counts = frames[:n].tolist()  # the one host sync per batch: output length is data-dependent
+                host_frames, counted = self._frames_to_host(outputs[3][:n], slot)
+        except BaseException:
+            if not captured and ids is not None:
+                self._release(ids, fields)
+            raise
+        finally:
+            self._clock = None
+        return Started(list(items), list(indices), tails, slot, shape, captured is not None, (ids, fields), outputs, host_frames, counted, clock)
+
+    def _launch_stage_b(self, batch: Started, overlap: bool) -> InFlight:
+        """The one length read → stage B → copy started. Returns the batch in flight: host audio
+        valid once its `done` event has completed."""
+        n, slot = len(batch.items), batch.slot
+        m_p, logs_p, durations, frames = batch.outputs
+        ids, fields = batch.inputs
+        try:  # pool buffers are released in stream order: later work on them queues behind this batch
+            if batch.counted is not None:  # stage A may have run on another stream: wait for it alone
+                batch.counted.synchronize()
+            # the one host read per batch: output length is data-dependent
+            frame_counts = (batch.host_frames if batch.host_frames is not None else frames[:n]).tolist()
             f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
             check_length(f_max)
-            with self._lane("B", slot, overlap):
+            clock = batch.clock
+            fine_laps = self.graphs is None and not self.compiled
+            self._clock = clock if fine_laps else None
+            lane_b = self.lanes.b if overlap else None
+            with self._lane("B", slot, overlap, after=batch.counted):
+                clock.lap(None, lane_b)  # stage B's laps start here, not where stage A's ended
                 if not (self.buckets or n > 1 or self.graphs is not None):  # the reference path: exact length, no masks inside the decoder
                     (audio,) = self._stage_b(m_p, logs_p, durations, frames, fields, n_frames=f_max, padded=False)
                 else:
-                    (audio,) = self._staged("B", (*shape, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
-                lane_b = self.lanes.b if overlap else None
+                    (audio,) = self._staged("B", (*batch.shape, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
                 if lane_b is not None:
                     self.lanes.release(slot)
-                if self._clock is None:  # on lane B this lap also holds the wait behind the last batch's stage B
+                if not fine_laps:
                     clock.lap("flow+decoder", lane_b)
                 host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
                 clock.lap("copy", lane_b)
@@ -408,13 +495,26 @@ class PiperRunner:
                     done.record()
         finally:
             self._clock = None
-            if not captured and ids is not None:
+            if not batch.captured:
                 self._release(ids, fields)
-        return InFlight(list(indices), host, frame_counts, tails, self.model.hop_length, clock, done)
+        return InFlight(batch.indices, host, frame_counts, batch.tails, self.model.hop_length, clock, done)
 
-    def _lane(self, stage: str, slot: int, overlap: bool, captured: bool = False):
+    def _frames_to_host(self, frames: torch.Tensor, slot: int) -> tuple[torch.Tensor | None, torch.cuda.Event | None]:
+        """On a GPU, an event after stage A on its stream, and with pinned staging the frame
+        counts already copied to the host behind it; on the CPU (None, None)."""
+        if not frames.is_cuda:
+            return None, None
+        host = None
+        if self.staging is not None:
+            host = self.staging.pinned("frames", frames.dtype, frames.shape, slot)
+            host.copy_(frames, non_blocking=True)
+        counted = torch.cuda.Event()
+        counted.record()
+        return host, counted
+
+    def _lane(self, stage: str, slot: int, overlap: bool, captured: bool = False, after: torch.cuda.Event | None = None):
         """The stream a stage runs on while batches overlap (see `Lanes`); else the caller's."""
-        return self.lanes.stage(stage, slot, captured) if overlap else nullcontext()
+        return self.lanes.stage(stage, slot, captured, after) if overlap else nullcontext()
 
     def _staged(self, stage: str, shape: tuple[int, ...], *inputs, **options):
         """Stage "A" or "B" on `inputs` (graph, compiled or eager, as configured). A shape that
