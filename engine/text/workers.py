@@ -23,8 +23,10 @@ import pickle
 import subprocess
 import sys
 import threading
+from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from itertools import chain
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from .phonemize import phonemize
 
@@ -94,17 +96,23 @@ class WorkerPool:
         self.workers = workers
         self.busy = threading.Lock()
 
-    def map(self, fn: Callable[[str], T], chunks: Sequence[str]) -> Iterator[T]:
-        """`fn(chunk)` per chunk, in order; chunk i goes to worker i mod n. Holds `busy` while it
-        runs; a map left unfinished collects its outstanding answers before the pool is reused."""
+    def map(self, fn: Callable[[str], T], chunks: Iterator[str], pending: deque[str]) -> Iterator[T]:
+        """`fn(chunk)` per chunk, in order, taking chunks only as workers have room (chunk i goes
+        to worker i mod n); `pending` holds those sent and not yet answered, so a caller can
+        finish them elsewhere if a worker dies. Holds `busy` while it runs; a map left unfinished
+        collects its outstanding answers before the pool is reused."""
         n, sent, received = len(self.workers), 0, 0
         pickled = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            while received < len(chunks):
-                while sent < min(len(chunks), received + AHEAD * n):
-                    self.workers[sent % n].send(pickled, chunks[sent])
+            while True:
+                while len(pending) < AHEAD * n and (chunk := next(chunks, None)) is not None:
+                    self.workers[sent % n].send(pickled, chunk)
+                    pending.append(chunk)
                     sent += 1
+                if not pending:
+                    return
                 ok, result = self.workers[received % n].receive()
+                pending.popleft()
                 received += 1
                 if not ok:
                     raise result
@@ -159,24 +167,23 @@ def ready_pool() -> WorkerPool | None:
     return _ready.result() if _ready is not None and _ready.done() and _ready.exception() is None else None
 
 
-def map_chunks(fn: Callable[[str], T], chunks: Sequence[str], voice: str, parallel: bool) -> Iterator[T]:
-    """`fn(chunk)` for each chunk, in order, as each is done: in the worker processes when
-    `parallel` and they are up and free (`fn` must pickle), else here (starting them for next time)."""
+def map_chunks(fn: Callable[[str], T], chunks: Iterable[str], voice: str, parallel: bool) -> Iterator[T]:
+    """`fn(chunk)` for each chunk, in order, as each is done, taking chunks as they are needed:
+    in the worker processes when `parallel` and they are up and free (`fn` must pickle), else
+    here (starting them for next time)."""
     pool = ready_pool() if parallel else None
     if pool is None or not pool.busy.acquire(blocking=False):
         if parallel:
             start(voice)
         yield from map(fn, chunks)
         return
-    done = 0
+    source, pending = iter(chunks), deque()
     try:
-        for result in pool.map(fn, chunks):
-            yield result
-            done += 1
+        yield from pool.map(fn, source, pending)
     except (WorkerDied, OSError, EOFError, pickle.UnpicklingError) as exc:  # finish here, start afresh next time
         log.warning("an espeak worker process failed (%s); phonemizing in this process", exc)
         _retire(pool)
-        yield from map(fn, chunks[done:])
+        yield from map(fn, chain(pending, source))
 
 
 def _retire(pool: WorkerPool) -> None:

@@ -123,3 +123,46 @@ def test_a_worker_error_reaches_the_caller(joe_cpu):
     with pytest.raises(ValueError, match="invalid literal"):
         list(workers.map_chunks(int, ["7", "seven"], voice, parallel=True))
     assert list(workers.map_chunks(int, ["1", "2"], voice, parallel=True)) == [1, 2]
+
+
+def test_chunks_go_to_the_workers_only_as_they_have_room(joe_cpu):
+    """A long text's chunks are prepared lazily: the first answers come back before later
+    chunks are even made (a chapter's abbreviation pass and chunking no longer come first)."""
+    from engine.text import workers
+
+    voice = joe_cpu.config.espeak_voice
+    pool = workers.start(voice).result(timeout=120)
+    made = []
+
+    def chunks():
+        for i in range(10 * len(pool.workers)):
+            made.append(i)
+            yield f"chunk {i}"
+
+    results = workers.map_chunks(str.upper, chunks(), voice, parallel=True)
+    assert next(results) == "CHUNK 0"
+    assert len(made) == workers.AHEAD * len(pool.workers)
+    assert list(results) == [f"CHUNK {i}" for i in range(1, 10 * len(pool.workers))]
+
+
+def test_a_dead_worker_leaves_no_chunk_behind(joe_cpu, monkeypatch):
+    """Chunks sent to a worker that dies, and those not yet sent, are phonemized here instead."""
+    from engine.text import workers
+
+    voice = joe_cpu.config.espeak_voice
+    workers.start(voice).result(timeout=120)
+    answers = 0
+    receive = workers.Worker.receive
+
+    def dies_on_the_third(self):
+        nonlocal answers
+        answers += 1
+        if answers == 3:
+            raise workers.WorkerDied("worker exited")
+        return receive(self)
+
+    monkeypatch.setattr(workers.Worker, "receive", dies_on_the_third)
+    chunks = [f"c{i}" for i in range(9)]
+    assert list(workers.map_chunks(str.upper, iter(chunks), voice, parallel=True)) == [c.upper() for c in chunks]
+    monkeypatch.undo()
+    workers.start(voice).result(timeout=120)  # started afresh after the failure

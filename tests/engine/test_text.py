@@ -84,3 +84,16 @@ def test_titles_no_longer_split_sentences(joe_cpu):
 
     segments = joe_cpu.segment("Dr. Ellis met Mr. Hart on St. Alban's Row.", SynthesisOptions())
     assert len(segments) == 1
+
+
+def test_abbreviations_expand_the_same_one_paragraph_at_a_time():
+    """Long texts expand paragraph by paragraph as espeak needs them: exactly the whole text's
+    expansion, also where a rule looks past a paragraph's end."""
+    from engine.bench import load_text
+    from engine.text.abbreviations import expand_abbreviations, expand_paragraphs
+
+    edges = ["Bought pens, paper, etc.", "no. 5 was next, etc.", "E.g. this one.", "Ask Dr.", "No. 7 won, vs.",
+             "the end i.e.", "St.", "Main St. is long", "Prof. Smith and Mr.", "Capt. No. 3 sailed"]
+    for text in [load_text("chapter"), load_text("long"), "\n\n".join(edges), "\n\n".join(reversed(edges))]:
+        paragraphs = normalize_text(text).split("\n\n")
+        assert "\n\n".join(expand_paragraphs(paragraphs)) == expand_abbreviations("\n\n".join(paragraphs))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -16,7 +17,7 @@ from ...errors import InputError
 from ...finishing import pause_samples
 from ...precision import ModulePolicy
 from ...text import IdTable, has_speakable_text, has_visible_text, normalize_text, split_chunks
-from ...text.abbreviations import expand_abbreviations
+from ...text.abbreviations import expand_paragraphs
 from ...text.chunk import CHUNK_CHARS
 from ...text.sentences import ChunkFrontEnd
 from ...text.workers import map_chunks
@@ -65,19 +66,29 @@ class PiperTTS:
 
     def iter_segments(self, text: str, options: SynthesisOptions) -> Iterator[Segment]:
         """Sentences as espeak finds them, a chunk (≤ 2,000 characters) per call (in worker
-        processes for long texts: `text.workers`); a paragraph's last sentence pauses twice as long."""
+        processes for long texts: `text.workers`); a paragraph's last sentence pauses twice as long.
+        Paragraphs are prepared (abbreviations, chunks) as the calls need them, so the first
+        sentences are not held back by the rest of a long text."""
         if not has_visible_text(text):
             raise InputError("text is empty (nothing left after removing whitespace and control characters)")
         clean = normalize_text(text)
-        if self.config.language.startswith("en") or self.config.espeak_voice.startswith("en"):
-            clean = expand_abbreviations(clean)
         if not has_speakable_text(clean):
             raise InputError("text has nothing speakable (only symbols, emoji or punctuation)")
-        chunks = [(number, chunk) for number, paragraph in enumerate(clean.split("\n\n")) for chunk in split_chunks(paragraph)]
+        paragraphs = clean.split("\n\n")
+        english = self.config.language.startswith("en") or self.config.espeak_voice.startswith("en")
+        numbers: deque[int] = deque()  # the paragraph of each chunk handed to the front end, in order
+
+        def chunks() -> Iterator[str]:
+            for number, paragraph in enumerate(expand_paragraphs(paragraphs) if english else paragraphs):
+                for chunk in split_chunks(paragraph):
+                    numbers.append(number)
+                    yield chunk
+
         held: Segment | None = None  # a paragraph's last sentence is known once its paragraph is done
         paragraph = 0
         parallel = len(clean) > CHUNK_CHARS  # several espeak calls: worth the worker processes
-        for (number, _), sentences in zip(chunks, map_chunks(self._front_end, [chunk for _, chunk in chunks], self.config.espeak_voice, parallel)):
+        for sentences in map_chunks(self._front_end, chunks(), self.config.espeak_voice, parallel):
+            number = numbers.popleft()
             if held is not None and number != paragraph:
                 held.pause_after = 2 * options.sentence_silence  # paragraph break
             paragraph = number
