@@ -106,8 +106,8 @@ class WorkerPool:
         try:
             while True:
                 while len(pending) < AHEAD * n and (chunk := next(chunks, None)) is not None:
+                    pending.append(chunk)  # before sending: a send that fails leaves it to the caller
                     self.workers[sent % n].send(pickled, chunk)
-                    pending.append(chunk)
                     sent += 1
                 if not pending:
                     return

@@ -145,23 +145,25 @@ def test_chunks_go_to_the_workers_only_as_they_have_room(joe_cpu):
     assert list(results) == [f"CHUNK {i}" for i in range(1, 10 * len(pool.workers))]
 
 
-def test_a_dead_worker_leaves_no_chunk_behind(joe_cpu, monkeypatch):
-    """Chunks sent to a worker that dies, and those not yet sent, are phonemized here instead."""
+@pytest.mark.parametrize("dies_in", ["receive", "send"])
+def test_a_dead_worker_leaves_no_chunk_behind(joe_cpu, monkeypatch, dies_in):
+    """Chunks sent to a worker that dies (found when reading its answer or writing the next
+    chunk), and those not yet sent, are phonemized here instead."""
     from engine.text import workers
 
     voice = joe_cpu.config.espeak_voice
     workers.start(voice).result(timeout=120)
-    answers = 0
-    receive = workers.Worker.receive
+    calls = 0
+    original = getattr(workers.Worker, dies_in)
 
-    def dies_on_the_third(self):
-        nonlocal answers
-        answers += 1
-        if answers == 3:
-            raise workers.WorkerDied("worker exited")
-        return receive(self)
+    def dies_on_the_third(self, *args):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise workers.WorkerDied("worker exited") if dies_in == "receive" else BrokenPipeError("worker exited")
+        return original(self, *args)
 
-    monkeypatch.setattr(workers.Worker, "receive", dies_on_the_third)
+    monkeypatch.setattr(workers.Worker, dies_in, dies_on_the_third)
     chunks = [f"c{i}" for i in range(9)]
     assert list(workers.map_chunks(str.upper, iter(chunks), voice, parallel=True)) == [c.upper() for c in chunks]
     monkeypatch.undo()
