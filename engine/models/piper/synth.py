@@ -185,7 +185,7 @@ class Started:
     """A batch whose stage A is launched: its frame counts can be read once `counted` has
     completed (they are copied to `host_frames`), without waiting for later work."""
 
-    items: list[Sequence[int]]
+    rows: int
     indices: list[int]
     tails: list[int]
     slot: int
@@ -458,12 +458,12 @@ class PiperRunner:
             raise
         finally:
             self._clock = None
-        return Started(list(items), list(indices), tails, slot, shape, captured is not None, (ids, fields), outputs, host_frames, counted, clock)
+        return Started(n, list(indices), tails, slot, shape, captured is not None, (ids, fields), outputs, host_frames, counted, clock)
 
     def _launch_stage_b(self, batch: Started, overlap: bool) -> InFlight:
         """The one length read → stage B → copy started. Returns the batch in flight: host audio
         valid once its `done` event has completed."""
-        n, slot = len(batch.items), batch.slot
+        n, slot = batch.rows, batch.slot
         m_p, logs_p, durations, frames = batch.outputs
         ids, fields = batch.inputs
         try:  # pool buffers are released in stream order: later work on them queues behind this batch
