@@ -257,6 +257,12 @@ class PiperRunner:
         """Queue the next batch's stage A before this one's stage B. On the CPU nothing runs beside
         the host, so stage B follows at once (and audio is handed out a batch sooner)."""
 
+    @property
+    def _fine_laps(self) -> bool:
+        """Laps inside the stages (encoder, duration, flow, decoder): only when running eagerly,
+        since they would break graph capture and compilation."""
+        return self.graphs is None and not self.compiled
+
     # ---- stages (fixed shapes; safe to compile and capture) ----
 
     def _lap(self, name: str) -> None:
@@ -438,13 +444,12 @@ class PiperRunner:
         b_pad = batch_bucket(n, self.max_batch) if self.graphs is not None else n
         # a graph set per slot: this stage A is queued before the last batch's stage B reads its own
         shape = (slot, b_pad, t_max) if self.graphs is not None else (b_pad, t_max)
-        fine_laps = self.graphs is None and not self.compiled  # laps inside stages would break capture/compile
         captured = self.graphs.static_inputs(("A", *shape)) if self.graphs is not None else None
         ids = fields = None
         try:
             with self._lane("A", slot, overlap, captured is not None):
                 clock = self._clocks[number % 3].restart()
-                self._clock = clock if fine_laps else None
+                self._clock = clock if self._fine_laps else None
                 ids, fields = captured or (self._buffer((b_pad, t_max), torch.long, zero=False), self._buffer((b_pad, len(FIELDS)), torch.float64, zero=False))
                 self._upload(items, indices, params, ids, fields, slot)
                 with exact_fp32():
@@ -474,8 +479,7 @@ class PiperRunner:
             f_max = bucket(max(frame_counts)) if self.buckets else max(frame_counts)
             check_length(f_max)
             clock = batch.clock
-            fine_laps = self.graphs is None and not self.compiled
-            self._clock = clock if fine_laps else None
+            self._clock = clock if self._fine_laps else None
             lane_b = self.lanes.b if overlap else None
             with self._lane("B", slot, overlap, after=batch.counted):
                 clock.lap(None, lane_b)  # stage B's laps start here, not where stage A's ended
@@ -485,7 +489,7 @@ class PiperRunner:
                     (audio,) = self._staged("B", (*batch.shape, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
                 if lane_b is not None:
                     self.lanes.release(slot)
-                if not fine_laps:
+                if not self._fine_laps:
                     clock.lap("flow+decoder", lane_b)
                 host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
                 clock.lap("copy", lane_b)
