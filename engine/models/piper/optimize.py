@@ -15,7 +15,7 @@ import torch
 from ...errors import brief
 from ...runtime import triton_available
 from ...sdpa import probe_backend
-from .model import use_channels_last_convs, use_gemm_convs
+from .model import FUSED_FFN_MIN_ROWS, use_channels_last_convs, use_gemm_convs
 from .synth import Lanes, PiperRunner
 
 if TYPE_CHECKING:
@@ -101,15 +101,18 @@ def _apply_sdpa(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
 
 
 def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
-    """On the GPU: GEMM-form convolutions before the vocoder, and the vocoder in fused Triton
-    kernels. On the CPU: the vocoder's convolutions channels-last (oneDNN), and no GEMM forms,
-    which measured slower there (flow 73 → 91 ms, encoder 58 → 63 ms on the CI machine)."""
+    """On the GPU: GEMM-form convolutions before the vocoder, the encoder's feed-forward blocks in
+    Triton at chapter-size batches, and the vocoder in fused Triton kernels. On the CPU: the
+    vocoder's convolutions channels-last (oneDNN), and no GEMM forms, which measured slower there
+    (flow 73 → 91 ms, encoder 58 → 63 ms on the CI machine)."""
     on = opt.config.enable_fused_kernels
     model = tts.model
     gemm = sum(use_gemm_convs(part, on and cuda) for part in (model.enc_p, model.dp, model.flow))
     vocoder = use_channels_last_convs(model.dec, on and not cuda)
     for layer in model.enc_p.encoder.attn_layers:
         layer.fuse_projections(on)
+    # tap copies of the weights as converted (this runs after convert_model); unfused otherwise
+    ffn = sum(layer.fuse(on and cuda and triton_available()) for layer in model.enc_p.encoder.ffn_layers)
     if not on:
         opt.set_stat("fused_kernels", "off")
         return
@@ -125,7 +128,8 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
     from .fused import FusedGenerator
 
     tts.runner.fused_decoder = FusedGenerator(model.dec)
-    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {gemm} convolutions as matrix products, q/k/v as one")
+    ffn_part = f"encoder feed-forward in Triton at ≥ {FUSED_FFN_MIN_ROWS} tokens per batch, " if ffn else ""
+    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {ffn_part}{gemm} convolutions as matrix products, q/k/v as one")
 
 
 def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
