@@ -162,3 +162,27 @@ def test_fused_kernels_on_cpu_leave_the_feed_forward_plain(joe_cpu):
     finally:
         for layer in layers:
             layer.fuse(False)
+
+
+def test_a_triton_feed_forward_that_fails_gives_way_to_the_plain_one_visibly(joe_cpu):
+    """The Triton feed-forward is built at the first batch that reaches its size, after warmup: if
+    it cannot build or run there, that call still returns the same audio, and the fallback shows."""
+    import numpy as np
+
+    from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
+
+    optimizer = AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), joe_cpu.device)
+    wrapper = OptimizedTTSWrapper(joe_cpu, optimizer)
+    reference = wrapper.generate("A short test.", seed=3).audio
+    layers = joe_cpu.model.enc_p.encoder.ffn_layers
+    try:
+        for layer in layers:
+            layer.fuse(True, min_rows=0)  # on the CPU its launch fails, as a failed build would on a GPU
+        audio = wrapper.generate("A short test.", seed=3).audio
+        np.testing.assert_array_equal(audio, reference)
+        assert all(layer.taps_1 is None for layer in layers)
+        fallbacks = optimizer.get_stats()["fallbacks"]
+        assert any(f.startswith("fused_kernels: the Triton feed-forward failed (RuntimeError") and f.endswith("runs on cuBLAS") for f in fallbacks), fallbacks
+    finally:
+        for layer in layers:
+            layer.fuse(False)

@@ -522,7 +522,8 @@ class PiperRunner:
 
     def _staged(self, stage: str, shape: tuple[int, ...], *inputs, **options):
         """Stage "A" or "B" on `inputs` (graph, compiled or eager, as configured). A shape that
-        fails to compile after warmup turns compilation off, visibly, and runs eagerly."""
+        fails to compile after warmup turns compilation off, visibly, and runs eagerly; a stage A
+        that fails with the Triton feed-forward in it runs again without it, visibly."""
         try:
             return self._run_stage(stage, shape, *inputs, **options)
         except BackendCompilerFailed as exc:
@@ -530,7 +531,23 @@ class PiperRunner:
                 raise
             cause = getattr(exc, "inner_exception", None) or exc
             self.stop_compiling(f"failed while compiling stage {stage} at {shape} ({brief(cause)}); running eagerly")
-            return self._run_stage(stage, shape, *inputs, **options)
+        except Exception as exc:
+            if stage != "A" or isinstance(exc, torch.OutOfMemoryError) or not self._drop_fused_feed_forward(exc):
+                raise
+        return self._staged(stage, shape, *inputs, **options)
+
+    def _drop_fused_feed_forward(self, exc: BaseException) -> bool:
+        """The encoder's Triton feed-forward is built at the first batch that reaches its size
+        (warmup runs single sentences): if that fails, the plain feed-forward takes over, graphs
+        are recaptured, and the fallback is reported. False when none is fused."""
+        fused = [ffn for ffn in self.model.enc_p.encoder.ffn_layers if ffn.taps_1 is not None]
+        for ffn in fused:
+            ffn.fuse(False)
+        if fused:
+            self._drop_graphs()
+        if fused and self.on_fallback is not None:
+            self.on_fallback("fused_kernels", f"the Triton feed-forward failed ({brief(exc)}); the encoder's feed-forward runs on cuBLAS")
+        return bool(fused)
 
     def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, **options):
         fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
@@ -552,10 +569,18 @@ class PiperRunner:
     def stop_compiling(self, reason: str) -> None:
         """Back to the eager stages (graphs are recaptured around them), reported as a fallback."""
         self.stage_a, self.stage_b, self.compiled = self._stage_a, self._stage_b, False
-        if self.graphs is not None:
-            self.graphs.clear()
+        self._drop_graphs()
         if self.on_fallback is not None:
             self.on_fallback("compile", reason)
+
+    def _drop_graphs(self) -> None:
+        """Forget the captured graphs (they are recaptured around the new stages) once the GPU is
+        done with the work already queued from them (a batch may still be in flight)."""
+        if self.graphs is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.graphs.clear()
 
     def _buffer(self, shape, dtype, zero: bool = True) -> torch.Tensor:
         """`zero=False` for buffers the caller overwrites whole (one launch less each)."""
