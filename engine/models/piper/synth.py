@@ -541,13 +541,14 @@ class PiperRunner:
         (warmup runs single sentences): if that fails, the plain feed-forward takes over, graphs
         are recaptured, and the fallback is reported. False when none is fused."""
         fused = [ffn for ffn in self.model.enc_p.encoder.ffn_layers if ffn.taps_1 is not None]
+        if not fused:
+            return False
         for ffn in fused:
             ffn.fuse(False)
-        if fused:
-            self._drop_graphs()
-        if fused and self.on_fallback is not None:
+        self._drop_graphs()
+        if self.on_fallback is not None:
             self.on_fallback("fused_kernels", f"the Triton feed-forward failed ({brief(exc)}); the encoder's feed-forward runs on cuBLAS")
-        return bool(fused)
+        return True
 
     def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, **options):
         fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
