@@ -10,6 +10,9 @@ little, so read the structure and the gaps, not the absolute host costs.
 from __future__ import annotations
 
 import argparse
+import collections
+import json
+import tempfile
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -19,13 +22,17 @@ from profiling import OPTIONS, max_speed_wrapper, segments, warm
 
 def busy_spans(kernels, min_gap: float) -> list[tuple[float, float, int]]:
     """Merge device activity into (start, end, kernel count) spans separated by ≥ min_gap µs."""
+    return busy_spans_of([(k.time_range.start, k.time_range.end) for k in kernels], min_gap)
+
+
+def busy_spans_of(intervals, min_gap: float) -> list[tuple[float, float, int]]:
     spans: list[list[float]] = []
-    for k in sorted(kernels, key=lambda e: e.time_range.start):
-        if spans and k.time_range.start - spans[-1][1] < min_gap:
-            spans[-1][1] = max(spans[-1][1], k.time_range.end)
+    for start, end in sorted(intervals):
+        if spans and start - spans[-1][1] < min_gap:
+            spans[-1][1] = max(spans[-1][1], end)
             spans[-1][2] += 1
         else:
-            spans.append([k.time_range.start, k.time_range.end, 1])
+            spans.append([start, end, 1])
     return [(a, b, int(n)) for a, b, n in spans]
 
 
@@ -35,6 +42,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--min-gap-us", type=float, default=5.0, help="shorter device gaps are merged")
     parser.add_argument("--min-host-us", type=float, default=0.0, help="shorter host operations are not listed")
+    parser.add_argument("--lanes", action="store_true", help="also list each stream's busy spans")
     args = parser.parse_args()
     wrapper = max_speed_wrapper(args.compile)
     text_segments = segments(args.text)
@@ -58,6 +66,31 @@ def main() -> None:
     busy = sum(b - a for a, b, _ in spans)
     total = max(e.time_range.end for e in events) - origin
     print(f"\n{total:.0f} µs from first host op to last event; GPU busy {busy:.0f} µs in {len(spans)} spans")
+    print_streams(prof, args.min_gap_us if args.lanes else None)
+
+
+def print_streams(prof, span_gap_us: float | None) -> None:
+    """Per CUDA stream: kernels, their summed time and the union of their busy spans (a stream
+    busy through the call's GPU span is the critical chain), and with `span_gap_us` the stream's
+    busy spans themselves (gaps shorter than that merged), to read the stages' order across streams."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as trace:
+        prof.export_chrome_trace(trace.name)
+        kernels = [e for e in json.load(open(trace.name))["traceEvents"] if e.get("cat") == "kernel"]
+    per_stream = collections.defaultdict(list)
+    for k in kernels:
+        per_stream[k["args"].get("stream", k.get("tid"))].append((k["ts"], k["ts"] + k["dur"]))
+    for stream, spans in sorted(per_stream.items(), key=lambda kv: str(kv[0])):
+        spans.sort()
+        union, end = 0.0, float("-inf")
+        for a, b in spans:
+            union += max(0.0, b - max(a, end))
+            end = max(end, b)
+        origin = min(s[0][0] for s in per_stream.values())
+        print(f"stream {stream}: {len(spans)} kernels, {sum(b - a for a, b in spans):.0f} µs summed, busy {union:.0f} µs "
+              f"from {spans[0][0] - origin:.0f} to {end - origin:.0f} µs")
+        if span_gap_us is not None:
+            merged = busy_spans_of(spans, span_gap_us)
+            print("   " + "  ".join(f"[{a - origin:.0f}–{b - origin:.0f}: {n}]" for a, b, n in merged))
 
 
 if __name__ == "__main__":

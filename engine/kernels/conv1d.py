@@ -7,7 +7,9 @@ eager PyTorch each of those is its own kernel (plus cuDNN's layout transposes ar
 convolutions); here they act on the tile in registers and only each convolution's output is written.
 
 A convolution tap is a (C_out × C_in) @ (C_in × T) matrix product on the tensor cores; the taps are
-summed in fp32. The transposed convolution is computed per output phase (polyphase decomposition),
+summed in fp32, in one loop over (tap, input-channel block) that Triton software-pipelines: the
+next steps' tiles load into shared memory while the current product runs (1.2–2.5× over the taps
+unrolled, run AF). The transposed convolution is computed per output phase (polyphase decomposition),
 so each phase is again a sum of plain products and no zeros are multiplied.
 
 Layout: activations are (B, C, T) tensors of any strides; the kernels allocate theirs channels-last
@@ -50,18 +52,15 @@ def _dot(a, b, EXACT: tl.constexpr):
 
 
 @triton.jit
-def _tap(acc, x_base, w_tap, pos, co, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT: tl.constexpr, EXACT: tl.constexpr, BLOCK_CI: tl.constexpr):
-    """acc += W_tap (C_out × C_in) @ act(x[:, pos]) over all input channels; positions outside
-    [0, valid) read as zero, rows ≥ C_out of W as zero."""
+def _tap_block(acc, x_base, w_tap, pos, co, ci, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT: tl.constexpr, EXACT: tl.constexpr):
+    """acc += W_tap[:, ci] (C_out × BLOCK_CI) @ act(x[ci, pos]); positions outside [0, valid)
+    read as zero, rows ≥ C_out of W as zero."""
     pos_ok = (pos >= 0) & (pos < valid)
-    for ci0 in range(0, C_in, BLOCK_CI):
-        ci = ci0 + tl.arange(0, BLOCK_CI)
-        x = tl.load(x_base + ci[:, None] * stride_xc + pos[None, :] * stride_xt, mask=(ci[:, None] < C_in) & pos_ok[None, :], other=0.0)
-        if ACT == 1:
-            x = tl.where(x >= 0, x, x * slope)
-        w = tl.load(w_tap + co[:, None] * C_in + ci[None, :], mask=(co[:, None] < C_out) & (ci[None, :] < C_in), other=0.0)
-        acc += _dot(w, x.to(w.dtype), EXACT)
-    return acc
+    x = tl.load(x_base + ci[:, None] * stride_xc + pos[None, :] * stride_xt, mask=(ci[:, None] < C_in) & pos_ok[None, :], other=0.0)
+    if ACT == 1:
+        x = tl.where(x >= 0, x, x * slope)
+    w = tl.load(w_tap + co[:, None] * C_in + ci[None, :], mask=(co[:, None] < C_out) & (ci[None, :] < C_in), other=0.0)
+    return acc + _dot(w, x.to(w.dtype), EXACT)
 
 
 @triton.jit
@@ -85,8 +84,11 @@ def conv1d_kernel(
     if pid_t * BLOCK_T < valid:  # same-length convolution: outputs past the length are never read
         x_base = x_ptr + b * stride_xb
         acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
-        for j in tl.static_range(K):
-            acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT, EXACT, BLOCK_CI)
+        n_ci = tl.cdiv(C_in, BLOCK_CI)
+        for step in range(K * n_ci):  # one loop over (tap, channel block): the pipeliner prefetches across taps
+            j = step // n_ci
+            ci = (step - j * n_ci) * BLOCK_CI + tl.arange(0, BLOCK_CI)
+            acc = _tap_block(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, ci, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT, EXACT)
         _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale, HAS_BIAS, HAS_RES, HAS_SUM, TANH)
 
 
@@ -130,10 +132,13 @@ def conv_transpose1d_kernel(
     if q0 * STRIDE + (r - PAD) < valid * STRIDE:  # the output is valid up to length · STRIDE
         x_base = x_ptr + b * stride_xb
         acc = tl.zeros((BLOCK_CO, BLOCK_Q), dtype=tl.float32)
-        for m in tl.static_range((K + STRIDE - 1) // STRIDE):
+        n_ci = tl.cdiv(C_in, BLOCK_CI)
+        for step in range((K + STRIDE - 1) // STRIDE * n_ci):
+            m = step // n_ci
+            ci = (step - m * n_ci) * BLOCK_CI + tl.arange(0, BLOCK_CI)
             j = r + m * STRIDE
             rows = tl.where(j < K, C_out, 0)  # a phase with fewer taps: this tap's weights read as zero
-            acc = _tap(acc, x_base, w_ptr + j * C_out * C_in, q - m, co, C_in, rows, stride_xc, stride_xt, valid, slope, ACT, EXACT, BLOCK_CI)
+            acc = _tap_block(acc, x_base, w_ptr + j * C_out * C_in, q - m, co, ci, C_in, rows, stride_xc, stride_xt, valid, slope, ACT, EXACT)
         t = q * STRIDE + (r - PAD)
         _epilogue(acc, b_ptr, b_ptr, b_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, 1.0, True, False, False, False)
 
@@ -146,14 +151,15 @@ def channels_last(shape: tuple[int, int, int], like: torch.Tensor) -> torch.Tens
     return torch.empty((b, t, c), device=like.device, dtype=like.dtype).transpose(1, 2)
 
 
-def _blocks(c_out: int, c_in: int, wide: bool = False) -> tuple[int, int]:
-    """Channel tiles: tensor-core products need every side ≥ 16. `wide` (half-precision
-    same-length convolutions): taller output tiles, shorter input steps — at joe-medium's 128, 64
-    and 32 channels 128 × 64, 64 × 32 and 32 × 32 were fastest on an H100, 10–23 % over 64 × 64 at
-    a chapter batch (`scripts/decoder_tiles.py`)."""
-    if wide:
-        return max(16, min(128, triton.next_power_of_2(c_out))), max(16, min(64 if c_in >= 128 else 32, triton.next_power_of_2(c_in)))
-    return max(16, min(64, triton.next_power_of_2(c_out))), max(16, min(64, triton.next_power_of_2(c_in)))
+def _tiles(c_out: int, c_in: int, half: bool) -> tuple[int, int, int]:
+    """(C_out tile, C_in step, warps). Tensor-core products need every side ≥ 16. Half precision
+    (the vocoder): at joe-medium's 128, 64 and 32 channels 128 × 64 with 8 warps, 64 × 32 and
+    32 × 32 with 4 were fastest on an H100 at a chapter batch (run AF, `scripts/decoder_tiles.py`);
+    fp32 (three-pass TF32, the encoder's feed-forward) 64 × 64 with 4."""
+    if half:
+        co = max(16, min(128, triton.next_power_of_2(c_out)))
+        return co, max(16, min(64 if c_in >= 128 else 32, triton.next_power_of_2(c_in))), 8 if co >= 128 else 4
+    return max(16, min(64, triton.next_power_of_2(c_out))), max(16, min(64, triton.next_power_of_2(c_in))), 4
 
 
 @functools.lru_cache(maxsize=None)
@@ -185,7 +191,7 @@ def conv1d(
     tanh: bool = False,
     out: torch.Tensor | None = None,
     block_t: int = 128,
-    num_warps: int = 4,
+    num_warps: int | None = None,
     channel_blocks: tuple[int, int] | None = None,
     num_stages: int = 3,
     launcher=None,
@@ -193,8 +199,8 @@ def conv1d(
     """Same-length (stride 1) conv of x (B, C_in, T) with `weight` arranged (K, C_out, C_in).
     `slope` enables a leaky ReLU on the (masked) input. `bias` is (C_out,) or per item (B, C_out).
     `out` may alias `running_sum` (each element is read and written by the same program).
-    `channel_blocks` (C_out, C_in tile) overrides the default tiles. `launcher` is launched in
-    place of `conv1d_kernel`: its `wrap_triton` form, inside a `triton_op`."""
+    `channel_blocks` (C_out, C_in tile) and `num_warps` override the defaults of `_tiles`.
+    `launcher` is launched in place of `conv1d_kernel`: its `wrap_triton` form, inside a `triton_op`."""
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = t + 2 * padding - dilation * (k - 1)
@@ -204,7 +210,9 @@ def conv1d(
     for other in (residual, running_sum):
         if other is not None and other.stride() != y.stride():
             raise ValueError("residual and running_sum must have the output's strides")
-    block_co, block_ci = channel_blocks or _blocks(c_out, c_in, wide=weight.dtype != torch.float32)
+    block_co, block_ci, warps = _tiles(c_out, c_in, half=weight.dtype != torch.float32)
+    if channel_blocks is not None:
+        block_co, block_ci = channel_blocks
     block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b, x.device)
     grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b)
     (conv1d_kernel if launcher is None else launcher)[grid](
@@ -215,7 +223,7 @@ def conv1d(
         0.0 if slope is None else slope, scale,
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, num_warps=num_warps, num_stages=num_stages,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, num_warps=num_warps or warps, num_stages=num_stages,
     )
     return y
 
@@ -227,9 +235,9 @@ def exact_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, leng
     `lengths[b]` (int32) read as zero and `relu` applies to the masked input. fp32 operands keep
     fp32 accuracy (three-pass TF32). Returns a new (B, C_out, T) tensor whose values at or past
     each length are unspecified (possibly NaN): select them away with torch.where, never multiply.
-    Tiles of 64 positions and 4 warps measured fastest for the encoder's feed-forward on an H100."""
+    Tiles of 128 positions measured fastest for the encoder's feed-forward on an H100 (run AF)."""
     traced = wrap_triton(conv1d_kernel)  # named here, where torch looks for the kernels to key its compile caches on
-    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, block_t=64, num_warps=4, launcher=traced)
+    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, launcher=traced)
 
 
 def conv_transpose1d(
@@ -248,7 +256,7 @@ def conv_transpose1d(
     b, _, t = x.shape
     t_out = (t - 1) * stride - 2 * padding + k
     y = channels_last((b, c_out, t_out), x)
-    block_co, block_ci = _blocks(c_out, c_in)
+    block_co, block_ci = _tiles(c_out, c_in, half=False)[:2]  # the wide tiles were not measured here
     q_max = (t_out - 1 + padding) // stride + 1
     block_q = _time_tile(block_q, q_max, stride * triton.cdiv(c_out, block_co) * b, x.device)
     grid = (triton.cdiv(q_max, block_q) * stride, triton.cdiv(c_out, block_co), b)

@@ -44,7 +44,7 @@ class _Conv:
 class FusedGenerator:
     """Built from a loaded `Generator` (after precision conversion); holds its own weight copies."""
 
-    def __init__(self, gen: Generator, block_t: int = 128, num_warps: int = 4):
+    def __init__(self, gen: Generator, block_t: int = 128, num_warps: int | None = None):
         self.block_t = block_t
         self.num_warps = num_warps
         self.num_kernels = gen.num_kernels
