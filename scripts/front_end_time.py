@@ -1,6 +1,7 @@
 """How long the text front end takes here: espeak through the bridge's get_phonemes (holds the GIL),
-clause by clause through ctypes (lets it go) and in the worker processes, and how well a long
-text's front end overlaps synthesis (feed busy vs waited) on this machine.
+clause by clause through ctypes (lets it go) and in the worker processes (a chapter's chunks, a
+sentence's clause groups), and how well a long text's front end overlaps synthesis (feed busy vs
+waited) on this machine.
 
     front_end_time.py [--device cuda]
 """
@@ -16,8 +17,8 @@ from engine.text import phonemize as espeak
 from engine.text import workers
 
 
-def median_ms(fn) -> float:
-    return median_seconds(fn, repeats=9) * 1000
+def median_ms(fn, repeats: int = 9) -> float:
+    return median_seconds(fn, repeats=repeats) * 1000
 
 
 def main() -> None:
@@ -34,7 +35,15 @@ def main() -> None:
         print(f"{name}: segment() {median_ms(lambda: model.segment(text, options)):.2f} ms, "
               f"bridge {median_ms(lambda: [bridge.get_phonemes(p) for p in paragraphs]):.2f} ms, "
               f"ctypes {median_ms(lambda: [espeak._clauses(p) for p in paragraphs]):.2f} ms")
-    workers.start(model.config.espeak_voice).result(timeout=120)
+    voice = model.config.espeak_voice
+    workers.start(voice).result(timeout=120)
+    text = load_text("medium")
+    clean = text.replace("Dr.", "Doctor")
+    groups = espeak.clause_groups(clean, workers.worker_count() + 1, workers.GROUP_CHARS)
+    for _ in range(3):  # alternated: the machine's drift falls on both
+        print(f"medium, {len(groups)} clause groups ({', '.join(str(len(g)) for g in groups)} characters) here and in the workers: "
+              f"{median_ms(lambda: workers.phonemize_spread(clean, voice), 300):.3f} ms, whole here {median_ms(lambda: espeak.phonemize(clean, voice), 300):.3f} ms, "
+              f"segment() {median_ms(lambda: model.segment(text, options), 300):.3f} ms")
     text = load_text("chapter")
     print(f"chapter in {workers.worker_count()} worker processes: segment() {median_ms(lambda: model.segment(text, options)):.2f} ms")
     if args.device != "cpu":

@@ -71,7 +71,13 @@ def releases_gil() -> bool:
 
 
 def _clauses(text: str) -> list[tuple[str, str, bool]]:
-    """(phonemes, terminator, ends a sentence) per clause, as the bridge's `get_phonemes`."""
+    """(phonemes, terminator, ends a sentence) per clause, as the bridge's `get_phonemes`.
+
+    The text always ends in a space: espeak keeps a character it has read ahead in static state,
+    and a text ending in ".." left its second period there, so the *next* text began with "dot"
+    (in piper-tts too). With the space the phonemes of the text itself are unchanged."""
+    if not text[-1:].isspace():
+        text += " "
     call = _clause_call()
     if call is None:
         return _bridge().get_phonemes(text)
@@ -91,15 +97,23 @@ def _clauses(text: str) -> list[tuple[str, str, bool]]:
     return clauses
 
 
-def phonemize(text: str, voice: str) -> list[list[str]]:
-    """Text → phonemes grouped by sentence (espeak decides the sentence ends)."""
+Clause = tuple[str, str, bool]
+"""(phonemes, terminator, ends a sentence), as espeak reads one clause."""
+
+
+def clauses(text: str, voice: str) -> list[Clause]:
+    """espeak's clauses of `text` with `voice` set (one caller at a time)."""
     global _current_voice
     with _LOCK:
         bridge = _bridge()
         if voice != _current_voice:
             bridge.set_voice(voice)
             _current_voice = voice
-        clauses = _clauses(text)
+        return _clauses(text)
+
+
+def sentences_of(clauses: list[Clause]) -> list[list[str]]:
+    """Clauses → phonemes grouped by sentence, as piper-tts joins them."""
     sentences: list[list[str]] = []
     current: list[str] = []
     for phonemes, terminator, end_of_sentence in clauses:
@@ -111,3 +125,63 @@ def phonemize(text: str, voice: str) -> list[list[str]]:
     if current:  # text without a final terminator
         sentences.append(current)
     return sentences
+
+
+def phonemize(text: str, voice: str) -> list[list[str]]:
+    """Text → phonemes grouped by sentence (espeak decides the sentence ends)."""
+    return sentences_of(clauses(text, voice))
+
+
+_SPACE_AFTER_PUNCTUATION = re.compile(r"(?<=[,;:.!?])\s+(?=\S)")
+_CLOSERS = ")]\"'’”"
+
+
+def clause_cuts(text: str) -> list[int]:
+    """Where espeak surely ends a clause: the positions after the spaces that follow , ; : or a
+    sentence's . ! ? (then a capital letter comes next: "e.g. using" goes on), each right after a
+    letter or a letter and a closing quote or bracket ("1, 2" and "(,)" are not cut). With en-us,
+    phonemizing the pieces one by one gave the whole text's clauses for all 8,328 cut paragraphs
+    of `scripts/clause_check.py` (benchmark texts, the standard library's docstrings, Vim's
+    manual); other languages' abbreviation rules may read on after such a period, so only
+    English texts are cut."""
+    cuts = []
+    for space in _SPACE_AFTER_PUNCTUATION.finditer(text):
+        mark = space.start() - 1
+        before = text[mark - 1 : mark] if text[mark - 1 : mark] not in _CLOSERS else text[mark - 2 : mark - 1]
+        if before.isalpha() and (text[mark] in ",;:" or text[space.end()].isupper()):
+            cuts.append(space.end())
+    return cuts
+
+
+def clause_groups(text: str, most: int, least_chars: int) -> list[str]:
+    """`text` cut at clause ends into at most `most` consecutive groups of at least about
+    `least_chars` characters, the longest as short as the cuts allow (espeak's time grows with
+    the characters)."""
+    bounds = [0, *clause_cuts(text), len(text)]
+    count = max(1, min(most, len(text) // max(least_chars, 1)))
+    if count == 1 or len(bounds) == 2:
+        return [text]
+
+    def groups_within(limit: int) -> list[int] | None:
+        """Greedy: the cut points of groups no longer than `limit`, or None if more than `count`."""
+        ends, start = [], 0
+        for previous, bound in zip(bounds[1:], bounds[2:]):
+            if bound - start > limit:
+                ends.append(previous)
+                start = previous
+        return ends if len(ends) < count else None
+
+    low, high = max(b - a for a, b in zip(bounds, bounds[1:])), len(text)
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if groups_within(middle) is not None else (middle + 1, high)
+    ends = groups_within(low)
+    return [text[a:b].strip() for a, b in zip([0, *ends], [*ends, len(text)])]
+
+
+def joins_cleanly(groups: list[str], parts: list[list[Clause]]) -> bool:
+    """Whether each group's clauses (but the last group's) end with the group's own punctuation,
+    as the whole text's clause there did: catches a cut whose punctuation espeak read otherwise
+    ("?!" as "?", a lone ":" as "colon"), not one after which espeak would have read on (that is
+    `clause_cuts`' job)."""
+    return all(part and part[-1][1] == group[-1] and part[-1][2] == (group[-1] in ".!?") for group, part in zip(groups[:-1], parts[:-1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from .ids import IdTable
 from .phonemize import phonemize
@@ -28,13 +29,15 @@ def sentence_texts(chunk: str, count: int) -> list[str]:
 class ChunkFrontEnd:
     """A chunk of clean text → its sentences as (text, model ids): espeak's phonemes in Piper's id
     convention, sentences longer than MAX_PHONEMES cut at word breaks, unspeakable ones dropped.
-    Picklable, so long texts run it in the espeak worker processes (`text.workers`)."""
+    Picklable, so long texts run it in the espeak worker processes (`text.workers`); short texts
+    run it here with `phonemizer=phonemize_spread`, which spreads their clauses over them."""
 
     voice: str
     ids: IdTable
+    phonemizer: Callable[[str, str], list[list[str]]] = phonemize
 
     def __call__(self, chunk: str) -> list[tuple[str, list[int]]]:
-        sentences = phonemize(chunk, self.voice)
+        sentences = self.phonemizer(chunk, self.voice)
         out = []
         for text_part, phonemes in zip(sentence_texts(chunk, len(sentences)), sentences):
             if not any(p not in SPEAKABLE_EXCLUDES for p in phonemes):

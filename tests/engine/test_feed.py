@@ -1,5 +1,6 @@
 """The text front end as a feed: run beside synthesis for long texts, in order, errors carried over."""
 
+import logging
 import sys
 import threading
 
@@ -168,3 +169,67 @@ def test_a_dead_worker_leaves_no_chunk_behind(joe_cpu, monkeypatch, dies_in):
     assert list(workers.map_chunks(str.upper, iter(chunks), voice, parallel=True)) == [c.upper() for c in chunks]
     monkeypatch.undo()
     workers.start(voice).result(timeout=120)  # started afresh after the failure
+
+
+MEDIUM = ("At 6:45 on a grey Tuesday, Doctor Ellis unlocked the lab, switched on all 12 monitors, and wondered"
+          " aloud whether the new model could really speak 200 times faster.")
+
+
+def test_a_text_ending_in_two_periods_leaves_nothing_for_the_next_one(joe_cpu):
+    """espeak kept the second period of "Wait.." and began the next text with "dot"."""
+    from engine.text.phonemize import phonemize
+
+    voice = joe_cpu.config.espeak_voice
+    alone = phonemize("Hello.", voice)
+    assert phonemize("Wait..", voice) == phonemize("Wait.", voice)
+    assert phonemize("Hello.", voice) == alone and "".join(alone[0]).startswith("həl")
+
+
+def test_a_short_texts_clause_groups_go_to_the_workers_with_the_same_phonemes(joe_cpu, monkeypatch):
+    from engine.text import workers
+    from engine.text.phonemize import clause_groups, phonemize
+
+    voice = joe_cpu.config.espeak_voice
+    pool = workers.start(voice).result(timeout=120)
+    sent = []
+    send = workers.Worker.send
+    monkeypatch.setattr(workers.Worker, "send", lambda self, fn, arg: (sent.append(arg), send(self, fn, arg)))
+    for text in [MEDIUM, "Mr. Smith, our guest from the coast, arrived late; nobody minded at all. Then, at last, dinner: soup, fish and pie!", PARAGRAPHS.replace("\n\n", " ")]:
+        sent.clear()
+        assert workers.phonemize_spread(text, voice) == phonemize(text, voice)
+        groups = clause_groups(text, len(pool.workers) + 1, workers.GROUP_CHARS)
+        assert len(groups) >= 2 and sent == groups[1:], "the first group is phonemized here, the others in the workers"
+    monkeypatch.undo()
+    assert joe_cpu._short_front_end.phonemizer is workers.phonemize_spread  # what a short request runs
+    assert [(s.text, s.tokens) for s in joe_cpu.segment(MEDIUM, SynthesisOptions())] == joe_cpu._front_end(MEDIUM)
+
+
+def test_a_cut_espeak_read_otherwise_falls_back_to_the_whole_text(joe_cpu, monkeypatch, caplog):
+    """"?!" ends its clause as "?": the groups' phonemes are not used, the whole text's are."""
+    from engine.text import workers
+    from engine.text.phonemize import phonemize
+
+    voice = joe_cpu.config.espeak_voice
+    workers.start(voice).result(timeout=120)
+    text = "Really?! Yes, really."
+    monkeypatch.setattr(workers, "clause_groups", lambda text, most, least_chars: ["Really?!", "Yes, really."])
+    with caplog.at_level(logging.DEBUG, logger="engine.text.workers"):
+        assert workers.phonemize_spread(text, voice) == phonemize(text, voice)
+    assert any("did not end a clause at every cut" in r.message for r in caplog.records)
+
+
+def test_a_worker_dying_during_a_spread_text_costs_nothing_but_the_pool(joe_cpu, monkeypatch):
+    from engine.text import workers
+    from engine.text.phonemize import phonemize
+
+    voice = joe_cpu.config.espeak_voice
+    pool = workers.start(voice).result(timeout=120)
+
+    def dies(self):
+        raise workers.WorkerDied("worker exited")
+
+    monkeypatch.setattr(workers.Worker, "receive", dies)
+    assert workers.phonemize_spread(MEDIUM, voice) == phonemize(MEDIUM, voice)
+    assert workers.ready_pool() is not pool, "the failed pool is retired"
+    monkeypatch.undo()
+    assert workers.start(voice).result(timeout=120) is not pool  # started afresh

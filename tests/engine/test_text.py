@@ -97,3 +97,27 @@ def test_abbreviations_expand_the_same_one_paragraph_at_a_time():
     for text in [load_text("chapter"), load_text("long"), "\n\n".join(edges), "\n\n".join(reversed(edges))]:
         paragraphs = normalize_text(text).split("\n\n")
         assert "\n\n".join(expand_paragraphs(paragraphs)) == expand_abbreviations("\n\n".join(paragraphs))
+
+
+def test_clause_cuts_only_where_espeak_surely_ends_a_clause():
+    """After , ; : that follow a letter (or a letter and a closing quote), and after a sentence's
+    . ! ? only when a capital follows: "e.g. this", "1, 2," and "Ok ," are never cut."""
+    from engine.text.phonemize import clause_cuts
+
+    text = 'Hello, world. Then e.g. this; and 1, 2, "quoted", done! Ok , then: fine'
+    cuts = clause_cuts(text)
+    pieces = [text[a:b].strip() for a, b in zip([0, *cuts], [*cuts, len(text)])]
+    assert pieces == ["Hello,", "world.", "Then e.g. this;", 'and 1, 2, "quoted",', "done!", "Ok , then:", "fine"]
+
+
+def test_clause_groups_are_consecutive_and_as_even_as_the_cuts_allow():
+    from engine.text.phonemize import clause_groups
+
+    text = ("At 6:45 on a grey Tuesday, Doctor Ellis unlocked the lab, switched on all 12 monitors, and wondered"
+            " aloud whether the new model could really speak 200 times faster.")
+    two = clause_groups(text, most=2, least_chars=24)
+    assert two == [text[:86], text[87:]]  # 86 and 77 characters: no other cut makes the longer shorter
+    many = clause_groups(text, most=9, least_chars=24)
+    assert " ".join(many) == text and len(many) == 3 and max(map(len, many)) == 77  # the last clause alone
+    assert clause_groups(text, most=1, least_chars=24) == [text]
+    assert clause_groups("Yes, no.", most=9, least_chars=24) == ["Yes, no."]  # too short to be worth a worker

@@ -15,6 +15,7 @@ import torch
 from ...errors import brief
 from ...runtime import triton_available
 from ...sdpa import probe_backend
+from ...text import workers
 from .model import FUSED_FFN_MIN_ROWS, use_channels_last_convs, use_gemm_convs
 from .synth import Lanes, PiperRunner
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 WARMUP_TOKENS = (64, 160)
 """Token counts synthesized once after optimizing, so common buckets are planned/captured ahead."""
+WORKERS_START_S = 20.0
+"""How long warmup waits for the espeak workers to start; after that they are used once up."""
 
 
 def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
@@ -155,9 +158,12 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
 
 def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
     """Run the common buckets once: cuDNN plans, compiled kernels and graphs exist before the
-    first real request. Compile failures surface here and fall back to eager."""
+    first real request. Compile failures surface here and fall back to eager. The espeak worker
+    processes start meanwhile, so the first sentence's clauses are already spread over them."""
     from ...config import SynthesisOptions
     from ..base import StageTimes
+
+    front_end = workers.start(tts.config.espeak_voice)
 
     pad = tts.config.phoneme_id_map["_"][0]
     vowel = next(iter(v[0] for k, v in tts.config.phoneme_id_map.items() if k in ("a", "ə", "e")), 14)
@@ -180,3 +186,4 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
             elif runner.graphs is not None:
                 runner.graphs.clear()
             list(runner.run([(ids, 0)], tts.params(options), StageTimes()))
+    workers.wait(front_end, WORKERS_START_S)

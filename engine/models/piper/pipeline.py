@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -20,7 +21,7 @@ from ...text import IdTable, has_speakable_text, has_visible_text, normalize_tex
 from ...text.abbreviations import expand_paragraphs
 from ...text.chunk import CHUNK_CHARS
 from ...text.sentences import ChunkFrontEnd
-from ...text.workers import map_chunks
+from ...text.workers import map_chunks, phonemize_spread
 from ..base import Segment, StageTimes
 from .config import VoiceConfig
 from .model import PiperVITS
@@ -58,15 +59,22 @@ class PiperTTS:
         self.sample_rate = config.sample_rate
         self.runner = PiperRunner(self.model, device)
         self._front_end = ChunkFrontEnd(config.espeak_voice, IdTable(config.phoneme_id_map, config.num_symbols))
+        # clause groups spread over the workers: checked against whole-text espeak for English only
+        self._short_front_end = dataclasses.replace(self._front_end, phonemizer=phonemize_spread) if self._english else self._front_end
 
     # ---- text front end ----
+
+    @property
+    def _english(self) -> bool:
+        return self.config.language.startswith("en") or self.config.espeak_voice.startswith("en")
 
     def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
         return list(self.iter_segments(text, options))
 
     def iter_segments(self, text: str, options: SynthesisOptions) -> Iterator[Segment]:
         """Sentences as espeak finds them, a chunk (≤ 2,000 characters) per call (in worker
-        processes for long texts: `text.workers`); a paragraph's last sentence pauses twice as long.
+        processes for long texts, a short text's clause groups spread over them: `text.workers`);
+        a paragraph's last sentence pauses twice as long.
         Paragraphs are prepared (abbreviations, chunks) as the calls need them, so the first
         sentences are not held back by the rest of a long text."""
         if not has_visible_text(text):
@@ -75,11 +83,10 @@ class PiperTTS:
         if not has_speakable_text(clean):
             raise InputError("text has nothing speakable (only symbols, emoji or punctuation)")
         paragraphs = clean.split("\n\n")
-        english = self.config.language.startswith("en") or self.config.espeak_voice.startswith("en")
         numbers: deque[int] = deque()  # the paragraph of each chunk handed to the front end, in order
 
         def chunks() -> Iterator[str]:
-            for number, paragraph in enumerate(expand_paragraphs(paragraphs) if english else paragraphs):
+            for number, paragraph in enumerate(expand_paragraphs(paragraphs) if self._english else paragraphs):
                 for chunk in split_chunks(paragraph):
                     numbers.append(number)
                     yield chunk
@@ -87,7 +94,8 @@ class PiperTTS:
         held: Segment | None = None  # a paragraph's last sentence is known once its paragraph is done
         paragraph = 0
         parallel = len(clean) > CHUNK_CHARS  # several espeak calls: worth the worker processes
-        for sentences in map_chunks(self._front_end, chunks(), self.config.espeak_voice, parallel):
+        front_end = self._front_end if parallel else self._short_front_end
+        for sentences in map_chunks(front_end, chunks(), self.config.espeak_voice, parallel):
             number = numbers.popleft()
             if held is not None and number != paragraph:
                 held.pause_after = 2 * options.sentence_silence  # paragraph break
