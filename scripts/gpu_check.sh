@@ -5,7 +5,7 @@
 #   scripts/gpu_check.sh [tests|bench|profile|host|kernels|chatterbox|ab|all]     (default: all)
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
-# one on this machine: one process per engine and round, rounds interleaved (per-process kernel
+# one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel
 # choices and the host's noise average out), Max speed without compile (AB_ARGS=--compile for it),
 # front end in each call when espeak travelled (IDS_FILE=1: ids given).
 #
@@ -62,7 +62,7 @@ if [[ $what == ab && -f .carry/baseline.patch ]]; then
   rm -rf /tmp/baseline && mkdir -p /tmp/baseline && cp -r engine /tmp/baseline/
   (cd /tmp/baseline && patch -s -R -p1 <"$OLDPWD/.carry/baseline.patch") || status=1
   ab_source=(); [[ -z $espeak || -n ${IDS_FILE:-} ]] && ab_source=(--ids)
-  for round in 1 2 3; do
+  for round in $(seq "${AB_ROUNDS:-3}"); do
     for side in base new; do
       path=$PYTHONPATH; [[ $side == base ]] && path="/tmp/baseline:$PYTHONPATH"
       PYTHONPATH=$path python3 scripts/ab_time.py --label "$side $round" --texts "${AB_TEXTS:-medium,chapter}" \
