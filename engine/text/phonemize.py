@@ -147,7 +147,9 @@ def clause_cuts(text: str) -> list[int]:
     cuts = []
     for space in _SPACE_AFTER_PUNCTUATION.finditer(text):
         mark = space.start() - 1
-        before = text[mark - 1 : mark] if text[mark - 1 : mark] not in _CLOSERS else text[mark - 2 : mark - 1]
+        before = text[mark - 1] if mark >= 1 else ""
+        if before and before in _CLOSERS:
+            before = text[mark - 2] if mark >= 2 else ""
         if before.isalpha() and (text[mark] in ",;:" or text[space.end()].isupper()):
             cuts.append(space.end())
     return cuts

@@ -27,10 +27,12 @@ import sys
 import threading
 from collections import deque
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
+from ..errors import brief
 from .phonemize import clause_groups, clauses, joins_cleanly, phonemize, sentences_of
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,13 @@ class Worker:
             raise WorkerDied(f"espeak worker {self.process.pid} exited (code {self.process.poll()})")
         return reply
 
+    def answer(self) -> tuple[bool, Any]:
+        """As `receive`, but a failure to read is returned as (False, WorkerDied), not raised."""
+        try:
+            return self.receive()
+        except Exception as exc:
+            return False, exc if isinstance(exc, WorkerDied) else WorkerDied(f"espeak worker {self.process.pid}: {brief(exc)}")
+
     def close(self) -> None:
         try:
             self.process.stdin.close()
@@ -133,23 +142,19 @@ class WorkerPool:
 
     def spread(self, fn: Callable[[str], T], args: list[str], local: Callable[[], Any]) -> tuple[Any, list[T]]:
         """`fn(args[i])` on worker i (at most one each) while `local()` runs here: (what `local`
-        returned, the workers' results in order). Holds `busy` while it runs, and collects every
-        answer before it returns or raises, so the workers stay in step."""
-        pickled = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
-        replies: list[tuple[bool, Any]] = []
+        returned, the workers' results in order). Holds `busy` while it runs and reads every
+        answer before it returns or raises, so the workers stay in step; a worker that failed
+        raises `WorkerDied` (after the others' answers are read), an error `fn` raised there
+        is raised here."""
         sent = 0
         try:
+            pickled = pickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
             for worker, arg in zip(self.workers, args):
                 worker.send(pickled, arg)
                 sent += 1
             mine = local()
-            replies = [self.workers[i].receive() for i in range(sent)]
         finally:
-            try:
-                for i in range(len(replies), sent):
-                    self.workers[i].receive()
-            except Exception:
-                pass  # a dead worker: the caller retires the pool
+            replies = [worker.answer() for worker in self.workers[:sent]]
             self.busy.release()
         for ok, result in replies:
             if not ok:
@@ -197,7 +202,7 @@ def wait(ready: Future, timeout: float) -> None:
     """Until the pool of `start` is up, has failed (warned there) or `timeout` seconds passed."""
     try:
         ready.exception(timeout)
-    except TimeoutError:
+    except FutureTimeout:  # the built-in TimeoutError only from Python 3.11 on
         log.info("espeak worker processes not ready after %.0f s; phonemizing here until they are", timeout)
 
 
@@ -242,7 +247,7 @@ def phonemize_spread(text: str, voice: str) -> list[list[str]]:
         return phonemize(text, voice)
     try:
         mine, theirs = pool.spread(partial(clauses, voice=voice), groups[1:], lambda: clauses(groups[0], voice))
-    except (WorkerDied, OSError, EOFError, pickle.UnpicklingError) as exc:
+    except (WorkerDied, OSError) as exc:
         log.warning("an espeak worker process failed (%s); phonemizing in this process", exc)
         _retire(pool)
         return phonemize(text, voice)

@@ -1,8 +1,10 @@
 """The text front end as a feed: run beside synthesis for long texts, in order, errors carried over."""
 
 import logging
+import pickle
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -233,3 +235,20 @@ def test_a_worker_dying_during_a_spread_text_costs_nothing_but_the_pool(joe_cpu,
     assert workers.ready_pool() is not pool, "the failed pool is retired"
     monkeypatch.undo()
     assert workers.start(voice).result(timeout=120) is not pool  # started afresh
+
+
+def test_one_worker_dying_in_a_spread_leaves_the_others_in_step(joe_cpu):
+    """Worker 1 dies while worker 0 answers: the error says so, the pool is free again, and worker
+    0's next answer is the answer to its next request (not a stale one)."""
+    from engine.text import workers
+
+    pool = workers.WorkerPool([workers.Worker(), workers.Worker()])
+    try:
+        pool.busy.acquire()
+        with pytest.raises(workers.WorkerDied):
+            pool.spread(time.sleep, [0, 30], local=lambda: pool.workers[1].process.kill())  # worker 1 dies while it sleeps
+        assert pool.busy.acquire(blocking=False), "busy was released"
+        pool.workers[0].send(pickle.dumps(str.lower), "AGAIN")
+        assert pool.workers[0].receive() == (True, "again")
+    finally:
+        pool.close()

@@ -108,6 +108,7 @@ def test_clause_cuts_only_where_espeak_surely_ends_a_clause():
     cuts = clause_cuts(text)
     pieces = [text[a:b].strip() for a, b in zip([0, *cuts], [*cuts, len(text)])]
     assert pieces == ["Hello,", "world.", "Then e.g. this;", 'and 1, 2, "quoted",', "done!", "Ok , then:", "fine"]
+    assert clause_cuts(", Abc") == clause_cuts(". Hello there") == clause_cuts('", Abc') == []  # nothing before the mark
 
 
 def test_clause_groups_are_consecutive_and_as_even_as_the_cuts_allow():
