@@ -242,8 +242,10 @@ def phonemize_spread(text: str, voice: str) -> list[list[str]]:
     groups = clause_groups(text, len(pool.workers) + 1 if pool else 2, GROUP_CHARS)
     if len(groups) < 2:
         return phonemize(text, voice)
-    if pool is None or not pool.busy.acquire(blocking=False):
-        start(voice)
+    if pool is None:
+        start(voice)  # for the next text (a voice's warmup starts them already)
+        return phonemize(text, voice)
+    if not pool.busy.acquire(blocking=False):  # a long text's chunks have them
         return phonemize(text, voice)
     try:
         mine, theirs = pool.spread(partial(clauses, voice=voice), groups[1:], lambda: clauses(groups[0], voice))
