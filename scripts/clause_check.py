@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.text import normalize_text
 from engine.text.abbreviations import expand_paragraphs
-from engine.text.phonemize import clause_cuts, clauses, joins_cleanly, phonemize, sentences_of
+from engine.text.phonemize import clause_cuts, clauses, joins_cleanly, phonemize, sentences_of, split_at
 
 
 def docstrings(limit_files: int = 3000) -> list[str]:
@@ -45,8 +45,7 @@ def main() -> None:
     random.Random(0).shuffle(paragraphs)
     checked = differ = unclean = 0
     for paragraph in expand_paragraphs([normalize_text(p) for p in paragraphs[: args.paragraphs]]):
-        cuts = clause_cuts(paragraph)
-        groups = [paragraph[a:b].strip() for a, b in zip([0, *cuts], [*cuts, len(paragraph)])]
+        groups = split_at(paragraph, clause_cuts(paragraph))
         if len(groups) < 2:
             continue
         checked += 1

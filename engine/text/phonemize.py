@@ -159,9 +159,11 @@ def clause_groups(text: str, most: int, least_chars: int) -> list[str]:
     """`text` cut at clause ends into at most `most` consecutive groups of at least about
     `least_chars` characters, the longest as short as the cuts allow (espeak's time grows with
     the characters)."""
-    bounds = [0, *clause_cuts(text), len(text)]
     count = max(1, min(most, len(text) // max(least_chars, 1)))
-    if count == 1 or len(bounds) == 2:
+    if count == 1:
+        return [text]
+    bounds = [0, *clause_cuts(text), len(text)]
+    if len(bounds) == 2:
         return [text]
 
     def groups_within(limit: int) -> list[int] | None:
@@ -177,8 +179,12 @@ def clause_groups(text: str, most: int, least_chars: int) -> list[str]:
     while low < high:
         middle = (low + high) // 2
         low, high = (low, middle) if groups_within(middle) is not None else (middle + 1, high)
-    ends = groups_within(low)
-    return [text[a:b].strip() for a, b in zip([0, *ends], [*ends, len(text)])]
+    return split_at(text, groups_within(low))
+
+
+def split_at(text: str, cuts: list[int]) -> list[str]:
+    """`text` cut at the given positions, each piece stripped."""
+    return [text[a:b].strip() for a, b in zip([0, *cuts], [*cuts, len(text)])]
 
 
 def joins_cleanly(groups: list[str], parts: list[list[Clause]]) -> bool:

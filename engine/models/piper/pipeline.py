@@ -58,15 +58,12 @@ class PiperTTS:
         self.name = source.stem
         self.sample_rate = config.sample_rate
         self.runner = PiperRunner(self.model, device)
+        self._english = config.language.startswith("en") or config.espeak_voice.startswith("en")
         self._front_end = ChunkFrontEnd(config.espeak_voice, IdTable(config.phoneme_id_map, config.num_symbols))
         # clause groups spread over the workers: checked against whole-text espeak for English only
         self._short_front_end = dataclasses.replace(self._front_end, phonemizer=phonemize_spread) if self._english else self._front_end
 
     # ---- text front end ----
-
-    @property
-    def _english(self) -> bool:
-        return self.config.language.startswith("en") or self.config.espeak_voice.startswith("en")
 
     def segment(self, text: str, options: SynthesisOptions) -> list[Segment]:
         return list(self.iter_segments(text, options))
