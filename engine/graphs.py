@@ -4,8 +4,10 @@ A bucket key names a fixed set of input shapes. The first calls of a key run eag
 stream (warmup: cuDNN plans, lazy inits, compile), then the function is captured once into a graph
 with static input and output tensors; later calls copy into the static inputs and replay. An input
 that is another graph's input or output is read in place, so chained stages pass tensors without
-copies. Any
-failure to capture leaves that key eager for good and is recorded, never raised.
+copies, unless the caller has the graph own its inputs (`own_inputs`): then each call copies them
+in and reports when it has (`inputs_taken`), so their producer may overwrite them while this
+graph still runs. Any failure to capture leaves that key eager for good and is recorded, never
+raised.
 
 Graphs of one *lane* (by default the key's first element) replay one at a time, and each graph's
 outputs are consumed before the next of its lane replays; so a lane's graphs share one memory
@@ -82,23 +84,28 @@ class GraphRunner:
         self.stats = GraphStats()
         self.lanes: dict[Hashable, Lane] = {}
 
-    def run(self, key: tuple[Hashable, ...], fn: Callable[..., Sequence[torch.Tensor]], *inputs: torch.Tensor, lane: Hashable = None) -> tuple[torch.Tensor, ...]:
+    def run(self, key: tuple[Hashable, ...], fn: Callable[..., Sequence[torch.Tensor]], *inputs: torch.Tensor, lane: Hashable = None,
+            own_inputs: bool = False, inputs_taken: Callable[[], None] = lambda: None) -> tuple[torch.Tensor, ...]:
+        """`inputs_taken()` is called on the current stream once the work queued from now on no
+        longer reads `inputs`: before the replay when the graph owns its inputs, else at the end."""
         graph = self.graphs.get(key)
-        if graph is not None:
-            for static, value in zip(graph.inputs, inputs):
-                if static is not value:
-                    static.copy_(value, non_blocking=True)
-            graph.graph.replay()
-            self.stats.replays += 1
-            return graph.outputs
-        if key in self.failed:
-            self.stats.eager_calls += 1
-            return tuple(fn(*inputs))
-        captured = self._capture(key, fn, inputs, key[0] if lane is None else lane)
-        if captured is None:
-            self.stats.eager_calls += 1
-            return tuple(fn(*inputs))
-        return captured.outputs
+        if graph is None:
+            captured = None if key in self.failed else self._capture(key, fn, inputs, key[0] if lane is None else lane, own_inputs)
+            if captured is None:
+                self.stats.eager_calls += 1
+            outputs = captured.outputs if captured is not None else tuple(fn(*inputs))
+            inputs_taken()
+            return outputs
+        for static, value in zip(graph.inputs, inputs):
+            if static is not value:
+                static.copy_(value, non_blocking=True)
+        if own_inputs:
+            inputs_taken()
+        graph.graph.replay()
+        self.stats.replays += 1
+        if not own_inputs:
+            inputs_taken()
+        return graph.outputs
 
     def static_inputs(self, key: Hashable) -> tuple[torch.Tensor, ...] | None:
         """A captured key's input tensors, or None: a caller that fills them in place and passes
@@ -111,10 +118,10 @@ class GraphRunner:
             self.lanes[name] = Lane(torch.cuda.graph_pool_handle(), torch.cuda.Stream(self.device), torch.cuda.Stream(self.device))
         return self.lanes[name]
 
-    def _capture(self, key: tuple[Hashable, ...], fn, inputs: Sequence[torch.Tensor], lane_name: Hashable) -> CapturedGraph | None:
+    def _capture(self, key: tuple[Hashable, ...], fn, inputs: Sequence[torch.Tensor], lane_name: Hashable, own_inputs: bool) -> CapturedGraph | None:
         start = time.perf_counter()
         before = torch.cuda.memory_reserved(self.device)
-        static_inputs = tuple(x if self._is_static(x) else x.clone() for x in inputs)
+        static_inputs = tuple(x if self._is_static(x) and not own_inputs else x.clone() for x in inputs)
         try:
             lane = self._lane(lane_name)
             lane.warmup.wait_stream(torch.cuda.current_stream(self.device))

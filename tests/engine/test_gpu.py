@@ -94,7 +94,8 @@ def test_batched_chapter_matches_sentence_by_sentence(joe_gpu, flags):
 
 
 def test_overlapping_batches_change_no_sample(joe_gpu):
-    """Stage A of a batch beside stage B of the one before (two streams, a graph set per slot)
+    """Stage A of a batch beside stage B of the one before (two streams, stage A's graphs per slot,
+    stage B's fed by copies so that stage A may overwrite its outputs while stage B still runs)
     gives the audio of the same graphs run one stage after another."""
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, enable_cuda_graphs=True, max_batch_size=8)
     wrapper = OptimizedTTSWrapper(joe_gpu, AdvancedTTSOptimizer(cfg, "cuda"))
@@ -144,6 +145,23 @@ def test_chained_graphs_read_the_first_graphs_output_in_place():
         torch.testing.assert_close(out, value * 2 + 1)
     assert runner.graphs[("second",)].inputs[0] is runner.graphs[("first",)].outputs[0]
     assert runner.stats.replays == 2 and runner.stats.captured == 2
+
+
+def test_a_graph_that_owns_its_inputs_copies_them_in_and_says_so_before_its_replay():
+    from engine.graphs import GraphRunner
+
+    runner = GraphRunner(torch.device("cuda"), warmup_iters=1)
+    first = lambda t: (t * 2,)
+    second = lambda t: (t + 1,)
+    taken_at: list[int] = []
+    for value in (torch.arange(8.0, device="cuda"), torch.arange(8.0, device="cuda") + 10):
+        (mid,) = runner.run(("first",), first, value)
+        (out,) = runner.run(("second",), second, mid, own_inputs=True, inputs_taken=lambda: taken_at.append(runner.stats.replays))
+        mid.fill_(-1.0)  # the producer reuses its tensor: the second graph read its own copy
+        torch.testing.assert_close(out, value * 2 + 1)
+    assert runner.graphs[("second",)].inputs[0] is not runner.graphs[("first",)].outputs[0]
+    assert taken_at == [0, 1], "once per call: after the capture, then before the replay (which counts 2)"
+    assert runner.stats.replays == 2
 
 
 def test_same_seed_same_audio_on_cpu_and_gpu(joe_gpu, joe_cpu):
@@ -219,6 +237,17 @@ def test_fused_decoder_matches_the_eager_decoder(joe_gpu, dtype, tolerance):
         assert torch.isfinite(a).all() and err < tolerance
 
 
+def eager_compiled_captured(module, *args) -> dict[str, torch.Tensor]:
+    """module(*args) run eagerly, compiled into one graph, and replayed from a CUDA graph."""
+    eager = module(*args)
+    compiled = torch.compile(module, fullgraph=True)(*args)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = module(*args)
+    graph.replay()
+    return {"eager": eager, "compiled": compiled, "captured": captured}
+
+
 def test_fused_feed_forward_matches_the_plain_block_eager_compiled_and_captured():
     """A chapter batch (16 × 256 tokens, over the threshold) through `exact_conv1d`: fp32-accurate
     at valid positions and zero past them, whether eager, compiled (one graph) or in a CUDA graph."""
@@ -236,14 +265,55 @@ def test_fused_feed_forward_matches_the_plain_block_eager_compiled_and_captured(
     x = torch.randn(16, 192, 256, device="cuda")
     with torch.inference_mode(), exact_fp32():
         want = reference(x.double(), mask.double())
-        eager = ffn(x, mask, lengths)
-        compiled = torch.compile(ffn, fullgraph=True)(x, mask, lengths)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = ffn(x, mask, lengths)
-        graph.replay()
+        runs = eager_compiled_captured(ffn, x, mask, lengths)
     inside = mask.expand_as(want) > 0
-    for name, got in (("eager", eager), ("compiled", compiled), ("captured", captured)):
+    for name, got in runs.items():
         err = ((got[inside].double() - want[inside]).norm() / want[inside].norm()).item()
         print(f"\nfused feed-forward, {name}: relative error {err:.2e}")
         assert err < 1e-5 and (got[~inside] == 0).all(), name
+
+
+@pytest.mark.parametrize("batch, positions", [(1, 416), (16, 256)])
+def test_triton_attention_matches_the_plain_one_eager_compiled_and_captured(batch, positions):
+    """One sentence and a chapter batch through `relative_attention` (joe's 192 channels, 2 heads,
+    window 4): fp32-accurate against the plain attention in float64 at valid positions, zero past
+    them, whether eager, compiled (one graph) or in a CUDA graph."""
+    pytest.importorskip("triton")
+    import copy
+
+    from engine.models.piper.model import RelativeAttention
+
+    torch.manual_seed(5)
+    attn = RelativeAttention(192, 2, 4).cuda().eval()
+    for p in attn.parameters():
+        p.data.normal_(0, 0.2)
+    reference = copy.deepcopy(attn).double()
+    attn.fuse_projections(True)
+    assert attn.use_triton(True)
+    lengths = torch.randint(positions // 3, positions + 1, (batch,), device="cuda", dtype=torch.int32)
+    lengths[0] = positions
+    mask = (torch.arange(positions, device="cuda")[None] < lengths[:, None]).float()[:, None]
+    x = torch.randn(batch, 192, positions, device="cuda") * mask
+    bias = (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4
+    with torch.inference_mode(), exact_fp32():
+        want = reference(x.double(), bias.double())
+        runs = eager_compiled_captured(attn, x, None, lengths)
+    inside = mask.expand_as(want) > 0
+    for name, got in runs.items():
+        err = ((got[inside].double() - want[inside]).norm() / want[inside].norm()).item()
+        print(f"\nTriton attention {batch}x{positions}, {name}: relative error {err:.2e}")
+        assert err < 1e-5, name
+
+
+def test_triton_attention_keeps_every_duration(joe_gpu):
+    """Fused kernels with SDPA chosen run the encoder's attention in Triton: the long text and the
+    chapter keep eager fp32's sample count, one sentence and batched."""
+    base = OptimizationConfig.unoptimized()
+    cfg = dataclasses.replace(base, enable_fused_kernels=True, enable_flash_attention=True)
+    for name, flags in (("long", {}), ("chapter", {"batch_preprocessing": True})):
+        ref, _ = run(joe_gpu, dataclasses.replace(base, **flags), name, SEEDED)
+        out, stats = run(joe_gpu, dataclasses.replace(cfg, **flags), name, SEEDED)
+        assert stats["model"]["sdpa_backend"].startswith("Triton relative-position flash attention")
+        assert len(out) == len(ref), name
+        print(f"\nTriton attention, {name}: SNR {snr_db(ref, out):.1f} dB")
+        assert snr_db(ref, out) >= 50

@@ -161,6 +161,7 @@ class RelativeAttention(nn.Module):
         self.emb_rel_k = nn.Parameter(torch.zeros(rel_shape))
         self.emb_rel_v = nn.Parameter(torch.zeros(rel_shape))
         self.use_sdpa = False
+        self.use_kernel = False
         self.register_buffer("qkv_weight", None, persistent=False)
         self.register_buffer("qkv_bias", None, persistent=False)
 
@@ -171,6 +172,15 @@ class RelativeAttention(nn.Module):
         convs = (self.conv_q, self.conv_k, self.conv_v)
         self.qkv_weight = torch.cat([c.weight[:, :, 0] for c in convs]).detach() if on else None
         self.qkv_bias = torch.cat([c.bias for c in convs]).detach() if on else None
+
+    def use_triton(self, on: bool) -> bool:
+        """Run the attention as one Triton launch (`kernels.attention`, needs the fused q/k/v
+        product and the items' lengths) instead of SDPA with the relative terms around it.
+        Returns whether it is on."""
+        if on:
+            from ...kernels import attention  # noqa: F401  registers torch.ops.tts_turbo.relative_attention
+        self.use_kernel = on and self.qkv_weight is not None
+        return self.use_kernel
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t = x.shape
@@ -185,12 +195,17 @@ class RelativeAttention(nn.Module):
             emb = F.pad(emb, (0, 0, pad, pad))
         return emb[:, start : start + 2 * t - 1]
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, T); attn_bias: (B, 1, T, T), 0 where allowed and -1e4 where masked."""
-        if self.qkv_weight is None:
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, C, T); attn_bias: (B, 1, T, T), 0 where allowed and -1e4 where masked (unused by
+        the Triton kernel, which reads `lengths` (B,) int32 instead)."""
+        qkv = None if self.qkv_weight is None else torch.matmul(self.qkv_weight, x) + self.qkv_bias[:, None]
+        if self.use_kernel and lengths is not None:
+            rel_k, rel_v = self.emb_rel_k[0], self.emb_rel_v[0]
+            out = torch.ops.tts_turbo.relative_attention(qkv, rel_k, rel_v, lengths, self.n_heads, self.k_channels**-0.5)
+            return self.conv_o(out)
+        if qkv is None:
             q, k, v = (self._heads(conv(x)) for conv in (self.conv_q, self.conv_k, self.conv_v))
         else:
-            qkv = torch.matmul(self.qkv_weight, x) + self.qkv_bias[:, None]
             q, k, v = (self._heads(part) for part in qkv.chunk(3, dim=1))
         t = x.shape[2]
         q = q * self.k_channels**-0.5
@@ -290,12 +305,13 @@ class Encoder(nn.Module):
         self.norm_layers_2 = nn.ModuleList(LayerNorm(c) for _ in range(n))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        attn_bias = (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4  # (B,1,T,T)
-        fused = any(ffn.taps_1 is not None for ffn in self.ffn_layers)
+        kernels = all(attn.use_kernel for attn in self.attn_layers)
+        attn_bias = None if kernels else (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4  # (B,1,T,T)
+        fused = kernels or any(ffn.taps_1 is not None for ffn in self.ffn_layers)
         lengths = mask.sum(dim=(1, 2)).to(torch.int32) if fused else None  # (B,)
         x = x * mask
         for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
-            x = norm1(x + attn(x, attn_bias))
+            x = norm1(x + attn(x, attn_bias, lengths))
             x = norm2(x + ffn(x, mask, lengths))
         return x * mask
 

@@ -104,18 +104,24 @@ def _apply_sdpa(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
 
 
 def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
-    """On the GPU: GEMM-form convolutions before the vocoder, the encoder's feed-forward blocks in
-    Triton at chapter-size batches, and the vocoder in fused Triton kernels. On the CPU: the
+    """On the GPU: GEMM-form convolutions before the vocoder, the encoder's attention (where SDPA
+    is on) and its feed-forward blocks at chapter-size batches in Triton, and the vocoder in fused
+    Triton kernels. On the CPU: the
     vocoder's convolutions channels-last (oneDNN), and no GEMM forms, which measured slower there
     (flow 73 → 91 ms, encoder 58 → 63 ms on the CI machine)."""
     on = opt.config.enable_fused_kernels
     model = tts.model
     gemm = sum(use_gemm_convs(part, on and cuda) for part in (model.enc_p, model.dp, model.flow))
     vocoder = use_channels_last_convs(model.dec, on and not cuda)
+    triton = on and cuda and triton_available()
     for layer in model.enc_p.encoder.attn_layers:
         layer.fuse_projections(on)
+    # with SDPA chosen, the attention with its relative terms in one Triton launch per layer
+    attention = sum(layer.use_triton(triton and layer.use_sdpa) for layer in model.enc_p.encoder.attn_layers)
+    if attention:
+        opt.set_stat("sdpa_backend", "Triton relative-position flash attention (fused kernels on)")
     # tap copies of the weights as converted (this runs after convert_model); unfused otherwise
-    ffn = sum(layer.fuse(on and cuda and triton_available()) for layer in model.enc_p.encoder.ffn_layers)
+    ffn = sum(layer.fuse(triton) for layer in model.enc_p.encoder.ffn_layers)
     if not on:
         opt.set_stat("fused_kernels", "off")
         return
@@ -132,7 +138,8 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
 
     tts.runner.fused_decoder = FusedGenerator(model.dec)
     ffn_part = f"encoder feed-forward in Triton at ≥ {FUSED_FFN_MIN_ROWS} tokens per batch, " if ffn else ""
-    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {ffn_part}{gemm} convolutions as matrix products, q/k/v as one")
+    attention_part = "encoder attention in Triton, " if attention else ""
+    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {attention_part}{ffn_part}{gemm} convolutions as matrix products, q/k/v as one")
 
 
 def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool) -> None:

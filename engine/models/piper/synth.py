@@ -141,8 +141,11 @@ class Lanes:
 
     Needs the fixed tensors of captured graphs, one set per slot: stage A of a batch overwrites the
     tensors of the batch two before (same slot), so it first waits until that batch's stage B has
-    run (`released`). Stage A gets the higher priority: its short kernels go first whenever the
-    convolutions free a multiprocessor."""
+    taken them (`released`): copied into its own graph's inputs, ahead of its replay. Waiting for
+    the whole stage B instead left each lane idle ~40 % of a chapter (run AF's timeline: stage A
+    of batch i+1 waited for stage B of batch i-1, stage B of batch i+1 for that stage A). Stage A
+    gets the higher priority: its short kernels go first whenever the convolutions free a
+    multiprocessor."""
 
     def __init__(self, device: torch.device):
         self.a = torch.cuda.Stream(device, priority=-1)
@@ -176,7 +179,7 @@ class Lanes:
         return torch.cuda.stream(self.b)
 
     def release(self, slot: int) -> None:
-        """After the slot's stage B is launched: its stage-A tensors are free once it has run."""
+        """Where the slot's stage B has taken its stage-A tensors (on lane B): free from there."""
         self.released[slot].record(self.b)
 
 
@@ -481,14 +484,22 @@ class PiperRunner:
             clock = batch.clock
             self._clock = clock if self._fine_laps else None
             lane_b = self.lanes.b if overlap else None
+            own_inputs = lane_b is not None and self.graphs is not None  # graphs shared by both slots, fed by copies
+            taken: list[bool] = []
+
+            def inputs_taken() -> None:
+                if lane_b is not None and not taken:
+                    self.lanes.release(slot)
+                    taken.append(True)
+
             with self._lane("B", slot, overlap, after=batch.counted):
                 clock.lap(None, lane_b)  # stage B's laps start here, not where stage A's ended
                 if not (self.buckets or n > 1 or self.graphs is not None):  # the reference path: exact length, no masks inside the decoder
                     (audio,) = self._stage_b(m_p, logs_p, durations, frames, fields, n_frames=f_max, padded=False)
                 else:
-                    (audio,) = self._staged("B", (*batch.shape, f_max), m_p, logs_p, durations, frames, fields, n_frames=f_max)
-                if lane_b is not None:
-                    self.lanes.release(slot)
+                    shape = (*batch.shape[1:], f_max) if own_inputs else (*batch.shape, f_max)  # a shared graph's key has no slot
+                    (audio,) = self._staged("B", shape, m_p, logs_p, durations, frames, fields, n_frames=f_max, own_inputs=own_inputs, inputs_taken=inputs_taken)
+                inputs_taken()
                 if not self._fine_laps:
                     clock.lap("flow+decoder", lane_b)
                 host = self.staging.to_host(audio[:n], slot) if self.staging is not None else audio[:n].cpu()
@@ -520,44 +531,50 @@ class PiperRunner:
         """The stream a stage runs on while batches overlap (see `Lanes`); else the caller's."""
         return self.lanes.stage(stage, slot, captured, after) if overlap else nullcontext()
 
-    def _staged(self, stage: str, shape: tuple[int, ...], *inputs, **options):
-        """Stage "A" or "B" on `inputs` (graph, compiled or eager, as configured). A shape that
-        fails to compile after warmup turns compilation off, visibly, and runs eagerly; a stage A
-        that fails with the Triton feed-forward in it runs again without it, visibly."""
+    def _staged(self, stage: str, shape: tuple[int, ...], *inputs, own_inputs: bool = False, inputs_taken: Callable[[], None] = lambda: None, **options):
+        """Stage "A" or "B" on `inputs` (graph, compiled or eager, as configured); see
+        `GraphRunner.run` for `own_inputs` and `inputs_taken`. A shape that fails to compile after
+        warmup turns compilation off, visibly, and runs eagerly; a stage A that fails with the
+        encoder's Triton kernels in it runs again without them, visibly."""
         try:
-            return self._run_stage(stage, shape, *inputs, **options)
+            return self._run_stage(stage, shape, *inputs, own_inputs=own_inputs, inputs_taken=inputs_taken, **options)
         except BackendCompilerFailed as exc:
             if not self.compiled:
                 raise
             cause = getattr(exc, "inner_exception", None) or exc
             self.stop_compiling(f"failed while compiling stage {stage} at {shape} ({brief(cause)}); running eagerly")
         except Exception as exc:
-            if stage != "A" or isinstance(exc, torch.OutOfMemoryError) or not self._drop_fused_feed_forward(exc):
+            if stage != "A" or isinstance(exc, torch.OutOfMemoryError) or not self._drop_encoder_kernels(exc):
                 raise
-        return self._staged(stage, shape, *inputs, **options)
+        return self._staged(stage, shape, *inputs, own_inputs=own_inputs, inputs_taken=inputs_taken, **options)
 
-    def _drop_fused_feed_forward(self, exc: BaseException) -> bool:
-        """The encoder's Triton feed-forward is built at the first batch that reaches its size
-        (warmup runs single sentences): if that fails, the plain feed-forward takes over, graphs
-        are recaptured, and the fallback is reported. False when none is fused."""
-        fused = [ffn for ffn in self.model.enc_p.encoder.ffn_layers if ffn.taps_1 is not None]
-        if not fused:
+    def _drop_encoder_kernels(self, exc: BaseException) -> bool:
+        """The encoder's Triton kernels: the attention runs from the first call, the feed-forward
+        from the first batch that reaches its size (warmup runs single sentences). If one fails,
+        the plain attention and feed-forward take over, graphs are recaptured, and the fallback is
+        reported. False when none is in use."""
+        encoder = self.model.enc_p.encoder
+        ffns = [ffn for ffn in encoder.ffn_layers if ffn.taps_1 is not None]
+        attention = [attn for attn in encoder.attn_layers if attn.use_kernel]
+        if not ffns and not attention:
             return False
-        for ffn in fused:
+        for ffn in ffns:
             ffn.fuse(False)
+        for attn in attention:
+            attn.use_triton(False)
         self._drop_graphs()
         if self.on_fallback is not None:
-            self.on_fallback("fused_kernels", f"the Triton feed-forward failed ({brief(exc)}); the encoder's feed-forward runs on cuBLAS")
+            self.on_fallback("fused_kernels", f"the encoder's Triton kernels failed ({brief(exc)}); its attention and feed-forward run on SDPA and cuBLAS")
         return True
 
-    def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, **options):
+    def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, own_inputs: bool, inputs_taken: Callable[[], None], **options):
         fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
         key = (stage, *shape)
         if self.graphs is not None:
             # with lanes, stage A of one slot runs while stage B reads the other slot's A outputs:
             # a graph lane (memory pool, capture stream) per slot for A, one for B
             lane = key[:2] if stage == "A" and self.lanes is not None else stage
-            return self.graphs.run(key, fn, *inputs, lane=lane)
+            return self.graphs.run(key, fn, *inputs, lane=lane, own_inputs=own_inputs, inputs_taken=inputs_taken)
         if self.compiled and str(key) not in self.compile_s:  # first call of a shape compiles it
             start = time.perf_counter()
             out = fn(*inputs)

@@ -1,5 +1,5 @@
-"""The encoder's feed-forward block through the Triton convolution (`exact_conv1d`) computes what the
-plain block does. Kernel runs use Triton's interpreter (TRITON_INTERPRET=1) and tracing runs use
+"""The encoder's Triton kernels compute what the plain blocks do: the feed-forward block through the
+Triton convolution (`exact_conv1d`) and the relative-position attention (`relative_attention`). Kernel runs use Triton's interpreter (TRITON_INTERPRET=1) and tracing runs use
 fake tensors, each in a child process, since the interpreter is chosen when the kernels are defined
 and tracing cannot see into interpreted kernels."""
 
@@ -102,16 +102,81 @@ def record(gm, example_inputs):
 def targets(gm):
     return [str(node.target) for node in gm.graph.nodes if node.op == "call_function"]
 
+def trace(module, operator, *args):  # (graphs, the operator's calls in the first, Triton launches after AOT)
+    graphs.clear(), lowered.clear()
+    with torch.no_grad():
+        try:
+            torch.compile(module, backend=record, fullgraph=True)(*args)
+        except Traced:
+            pass
+    return len(graphs), targets(graphs[0]).count(operator), sum("triton_kernel_wrapper" in t for t in targets(lowered[0]))
+
+from engine.models.piper.model import RelativeAttention
+
 ffn = randomized(FFN(C, F, 3))
 ffn.fuse(True, min_rows=0)
+report["feed-forward"] = trace(ffn, "tts_turbo.exact_conv1d", x, mask, lengths)
+attn = randomized(RelativeAttention(C, 2, 4))
+attn.fuse_projections(True)
+attn.use_triton(True)
+report["attention"] = trace(attn, "tts_turbo.relative_attention", x, None, lengths)
+print(json.dumps(report))
+"""
+
+
+ATTENTION = r"""
+import json, torch
+from engine.kernels.attention import launch, pipeline_stages
+from engine.models.piper.config import PiperArch
+from engine.models.piper.model import Encoder, RelativeAttention
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+torch.manual_seed(0)
+report = {}
+# (batch, channels, heads, positions, lengths, window): positions past a 64-key block, a text
+# shorter than the window, a batch with a one-token item
+for B, C, H, T, lens, w in ((3, 16, 2, 150, [150, 70, 1], 4), (1, 12, 2, 5, [5], 4), (2, 32, 4, 90, [90, 3], 2)):
+    attn = RelativeAttention(C, H, w).eval()
+    for p in attn.parameters():
+        p.data.normal_(0, 0.5)
+    attn.fuse_projections(True)
+    lengths = torch.tensor(lens, dtype=torch.int32)
+    mask = (torch.arange(T)[None] < lengths[:, None]).float()[:, None]
+    x = torch.randn(B, C, T) * mask
+    bias = (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4
+    with torch.no_grad():
+        want = attn(x, bias)
+        report[f"T{T} on"] = attn.use_triton(True)
+        got = attn(x, None, lengths)
+        qkv = torch.matmul(attn.qkv_weight, x) + attn.qkv_bias[:, None]
+        raw = launch(qkv, attn.emb_rel_k[0], attn.emb_rel_v[0], lengths, H, attn.k_channels**-0.5)
+    inside = mask.expand_as(got) > 0
+    report[f"T{T} error"] = rel(got[inside], want[inside])
+    report[f"T{T} zero past the lengths"] = bool((raw[~mask.expand_as(raw).bool()] == 0).all())
+report["one pipeline stage without a GPU"] = pipeline_stages(torch.device("cpu")) == 1
+
+arch = PiperArch(n_vocab=10, hidden_channels=16, inter_channels=16, filter_channels=32, n_heads=2, n_layers=2,
+    window_size=4, ffn_kernel_size=3, dp_filter_channels=16, dp_kernel_size=3, dp_n_layers=1, n_flows=1,
+    flow_hidden_channels=16, flow_kernel_size=5, flow_dilation_rate=1, flow_n_layers=1, resblock="2",
+    resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1,),), upsample_rates=(2,),
+    upsample_kernel_sizes=(4,), upsample_initial_channel=16, n_speakers=1, gin_channels=0)
+encoder = Encoder(arch).eval()
+for p in encoder.parameters():
+    p.data.normal_(0, 0.3)
+T, lengths = 120, torch.tensor([120, 33], dtype=torch.int32)
+mask = (torch.arange(T)[None] < lengths[:, None]).float()[:, None]
+x = torch.randn(2, 16, T)
 with torch.no_grad():
-    try:
-        torch.compile(ffn, backend=record, fullgraph=True)(x, mask, lengths)
-    except Traced:
-        pass
-report["graphs"] = len(graphs)
-report["operator calls"] = targets(graphs[0]).count("tts_turbo.exact_conv1d")
-report["kernel calls after decomposition"] = sum("triton_kernel_wrapper" in t for t in targets(lowered[0]))
+    want = encoder(x, mask)
+    for attn in encoder.attn_layers:
+        attn.fuse_projections(True)
+        attn.use_triton(True)
+    got = encoder(x, mask)
+inside = mask.expand_as(got) > 0
+report["encoder error"] = rel(got[inside], want[inside])
+report["encoder zero past the lengths"] = bool((got[~inside] == 0).all())
 print(json.dumps(report))
 """
 
@@ -135,10 +200,11 @@ def test_fused_ffn_equals_the_plain_block_at_valid_positions_and_is_zero_past_th
             assert value is True, name
 
 
-def test_fused_ffn_compiles_into_one_graph_that_inductor_sees_into():
-    """No graph break around the operator, and AOT decomposes it into its two Triton kernel launches."""
+def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
+    """No graph break around the operators, and AOT decomposes them into their Triton kernel
+    launches: two for the feed-forward, one for the attention."""
     report = _child(TRACED, interpret=False)
-    assert report == {"graphs": 1, "operator calls": 2, "kernel calls after decomposition": 2}
+    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 1]}
 
 
 def test_even_kernels_do_not_fuse():
@@ -164,9 +230,10 @@ def test_fused_kernels_on_cpu_leave_the_feed_forward_plain(joe_cpu):
             layer.fuse(False)
 
 
-def test_a_triton_feed_forward_that_fails_gives_way_to_the_plain_one_visibly(joe_cpu):
-    """The Triton feed-forward is built at the first batch that reaches its size, after warmup: if
-    it cannot build or run there, that call still returns the same audio, and the fallback shows."""
+def test_encoder_triton_kernels_that_fail_give_way_to_the_plain_ones_visibly(joe_cpu):
+    """The Triton feed-forward is built at the first batch that reaches its size, after warmup, the
+    Triton attention at the first call: if either cannot build or run there, that call still
+    returns the same audio, and the fallback shows."""
     import numpy as np
 
     from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
@@ -174,15 +241,42 @@ def test_a_triton_feed_forward_that_fails_gives_way_to_the_plain_one_visibly(joe
     optimizer = AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), joe_cpu.device)
     wrapper = OptimizedTTSWrapper(joe_cpu, optimizer)
     reference = wrapper.generate("A short test.", seed=3).audio
-    layers = joe_cpu.model.enc_p.encoder.ffn_layers
+    encoder = joe_cpu.model.enc_p.encoder
     try:
-        for layer in layers:
-            layer.fuse(True, min_rows=0)  # on the CPU its launch fails, as a failed build would on a GPU
+        for ffn in encoder.ffn_layers:
+            ffn.fuse(True, min_rows=0)  # on the CPU their launches fail, as a failed build would on a GPU
+        for attn in encoder.attn_layers:
+            attn.fuse_projections(True)
+            assert attn.use_triton(True)
         audio = wrapper.generate("A short test.", seed=3).audio
-        np.testing.assert_array_equal(audio, reference)
-        assert all(layer.taps_1 is None for layer in layers)
+        np.testing.assert_allclose(audio, reference, atol=1e-6)
+        assert all(ffn.taps_1 is None for ffn in encoder.ffn_layers)
+        assert not any(attn.use_kernel for attn in encoder.attn_layers)
         fallbacks = optimizer.get_stats()["fallbacks"]
-        assert any(f.startswith("fused_kernels: the Triton feed-forward failed (RuntimeError") and f.endswith("runs on cuBLAS") for f in fallbacks), fallbacks
+        assert any(f.startswith("fused_kernels: the encoder's Triton kernels failed (RuntimeError") and f.endswith("run on SDPA and cuBLAS") for f in fallbacks), fallbacks
     finally:
-        for layer in layers:
-            layer.fuse(False)
+        for ffn in encoder.ffn_layers:
+            ffn.fuse(False)
+        for attn in encoder.attn_layers:
+            attn.use_triton(False)
+            attn.fuse_projections(False)
+
+
+def test_triton_attention_equals_the_plain_relative_attention_and_is_zero_past_the_lengths():
+    """Scores with the relative keys inside the window, keys past a length left out, relative values
+    from the window's weights: the reference's function at fp32 rounding, in the interpreter."""
+    report = _child(ATTENTION, interpret=True)
+    errors = {name: value for name, value in report.items() if name.endswith("error")}
+    assert len(errors) == 4 and all(value < 1e-5 for value in errors.values()), errors
+    for name, value in report.items():
+        if name not in errors:
+            assert value is True, name
+
+
+def test_triton_attention_needs_the_fused_projection():
+    from engine.models.piper.model import RelativeAttention
+
+    attn = RelativeAttention(16, 2, 4)
+    assert attn.use_triton(True) is False and not attn.use_kernel
+    attn.fuse_projections(True)
+    assert attn.use_triton(True) is True and attn.use_kernel
