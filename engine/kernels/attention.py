@@ -93,12 +93,16 @@ with its projections, 0.121 at 32, 0.187 at 64) and as fast as any for a chapter
 0.210, 0.214, 0.221 ms; `scripts/attention_bench.py`, 2026-12-07)."""
 
 
+def stages_for(shared_bytes: int) -> int:
+    """Key/value tiles in flight for a card with this much shared memory per block: three fill 184 KB
+    at BLOCK_M = 16 (an H100 has 227 KB), two 120 KB (A100: 163 KB), one 48 KB (RTX 30/40/50: 99 KB)."""
+    return 3 if shared_bytes >= 184 * 1024 else 2 if shared_bytes >= 120 * 1024 else 1
+
+
 @functools.lru_cache(maxsize=None)
 def pipeline_stages(device: torch.device) -> int:
-    """Key/value tiles in flight: three fill 184 KB of shared memory at BLOCK_M = 16 (an H100 has 227
-    KB per block), two 120 KB (A100), one 48 KB (RTX 30/40/50 cards have 99 KB)."""
     shared = getattr(torch.cuda.get_device_properties(device), "shared_memory_per_block_optin", 0) if device.type == "cuda" else 0
-    return 3 if shared >= 184 * 1024 else 2 if shared >= 120 * 1024 else 1
+    return stages_for(shared)
 
 
 def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths: torch.Tensor, heads: int, scale: float, launcher=None) -> torch.Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
 
 ROOT = Path(__file__).parents[2]
 
@@ -280,3 +280,26 @@ def test_triton_attention_needs_the_fused_projection():
     assert attn.use_triton(True) is False and not attn.use_kernel
     attn.fuse_projections(True)
     assert attn.use_triton(True) is True and attn.use_kernel
+
+
+@pytest.mark.parametrize("capability, shared_kb", [(90, 227), (86, 99), (120, 99)])
+def test_triton_attention_builds_for_each_card_within_its_shared_memory(capability, shared_kb):
+    """An ahead-of-time Triton build (no GPU needed) for an H100, an RTX 30 and an RTX 50 card, at the
+    pipeline depth the engine picks for that card, with `scale` typed fp64 as Inductor passes a
+    float: that once failed on the GPU only ("Both operands must be same dtype")."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from engine.kernels.attention import BLOCK_M, relative_attention_kernel, stages_for
+
+    ints = ("C", "T", "stride_qb", "stride_qc", "stride_qt", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
+    constants = {"DK": 96, "WINDOW": 4, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": BLOCK_M, "BLOCK_N": 64}
+    signature = {"qkv_ptr": "*fp32", "rel_k_ptr": "*fp32", "rel_v_ptr": "*fp32", "len_ptr": "*i32", "out_ptr": "*fp32", "scale": "fp64"}
+    signature |= {name: "i32" for name in ints} | {name: "constexpr" for name in constants}
+    built = triton.compile(
+        ASTSource(fn=relative_attention_kernel, signature=signature, constexprs=constants),
+        target=GPUTarget("cuda", capability, 32),
+        options={"num_warps": 4, "num_stages": stages_for(shared_kb * 1024)},
+    )
+    assert "cubin" in built.asm
+    assert built.metadata.shared <= shared_kb * 1024
