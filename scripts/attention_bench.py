@@ -55,12 +55,12 @@ def main() -> None:
 
 def configured(block: int, stages: int, fn):
     """fn() with the kernel's query block and pipeline depth set (host-side: fine inside a capture)."""
-    saved = kernel.BLOCK_M, kernel.pipeline_stages
-    kernel.BLOCK_M, kernel.pipeline_stages = block, lambda device: stages
+    saved = kernel.BLOCK_M, kernel.deepest
+    kernel.BLOCK_M, kernel.deepest = block, lambda needs, shared: stages
     try:
         return fn()
     finally:
-        kernel.BLOCK_M, kernel.pipeline_stages = saved
+        kernel.BLOCK_M, kernel.deepest = saved
 
 
 if __name__ == "__main__":

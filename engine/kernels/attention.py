@@ -16,14 +16,12 @@ fp32 accuracy: the encoder feeds the rounded durations, which cheaper precisions
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from .conv1d import _dot
+from .conv1d import _dot, deepest, shared_memory
 
 
 @triton.jit
@@ -93,16 +91,8 @@ with its projections, 0.121 at 32, 0.187 at 64) and as fast as any for a chapter
 0.210, 0.214, 0.221 ms; `scripts/attention_bench.py`, 2026-12-07)."""
 
 
-def stages_for(shared_bytes: int) -> int:
-    """Key/value tiles in flight for a card with this much shared memory per block: three fill 184 KB
-    at BLOCK_M = 16 (an H100 has 227 KB), two 120 KB (A100: 163 KB), one 48 KB (RTX 30/40/50: 99 KB)."""
-    return 3 if shared_bytes >= 184 * 1024 else 2 if shared_bytes >= 120 * 1024 else 1
-
-
-@functools.lru_cache(maxsize=None)
-def pipeline_stages(device: torch.device) -> int:
-    shared = getattr(torch.cuda.get_device_properties(device), "shared_memory_per_block_optin", 0) if device.type == "cuda" else 0
-    return stages_for(shared)
+ATTENTION_KB = (48, 120, 184)
+"""Shared memory at BLOCK_M = 16 with 1, 2, 3 key/value stages in flight."""
 
 
 def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths: torch.Tensor, heads: int, scale: float, launcher=None) -> torch.Tensor:
@@ -119,7 +109,7 @@ def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths:
         *qkv.stride(), *out.stride(), rel_k.stride(0),
         DK=dk, WINDOW=window,
         BLOCK_D=triton.next_power_of_2(dk), BLOCK_R=max(16, triton.next_power_of_2(2 * window + 1)),
-        BLOCK_M=BLOCK_M, BLOCK_N=64, num_warps=4, num_stages=pipeline_stages(qkv.device),
+        BLOCK_M=BLOCK_M, BLOCK_N=64, num_warps=4, num_stages=deepest(ATTENTION_KB, shared_memory(qkv.device)),
     )
     return out
 

@@ -167,6 +167,27 @@ def _multiprocessors(device: torch.device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
 
 
+@functools.lru_cache(maxsize=None)
+def shared_memory(device: torch.device) -> int:
+    """Bytes of shared memory one program may use: 227 KB on an H100, 163 KB on an A100, 99 KB on
+    RTX 30/40/50 cards; 0 without a GPU."""
+    props = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
+    return getattr(props, "shared_memory_per_block_optin", 0)
+
+
+def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
+    """The most software-pipeline stages that fit: `needs_kb[s - 1]` is what a kernel's largest
+    tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree)."""
+    return max((stages for stages, kb in enumerate(needs_kb, 1) if kb * 1024 <= shared), default=1)
+
+
+FP32_CONV_KB = (80, 128, 176)
+"""`conv1d_kernel`'s fp32 tiles (64 × 64 weights, 128 positions) at 1, 2, 3 stages; half-precision
+tiles take ≤ 64 KB at 3."""
+FP32_TRANSPOSED_KB = (48, 80, 112)
+"""`conv_transpose1d_kernel`'s fp32 tiles (64 × 64, 64 positions); half precision ≤ 16 KB."""
+
+
 def _time_tile(largest: int, positions: int, other_programs: int, device: torch.device) -> int:
     """Largest time tile (≤ `largest`, ≥ 32) that still gives two programs per multiprocessor:
     short inputs (the first upsampling stages of one sentence) otherwise leave most SMs idle."""
@@ -193,14 +214,15 @@ def conv1d(
     block_t: int = 128,
     num_warps: int | None = None,
     channel_blocks: tuple[int, int] | None = None,
-    num_stages: int = 3,
+    num_stages: int | None = None,
     launcher=None,
 ) -> torch.Tensor:
     """Same-length (stride 1) conv of x (B, C_in, T) with `weight` arranged (K, C_out, C_in).
     `slope` enables a leaky ReLU on the (masked) input. `bias` is (C_out,) or per item (B, C_out).
     `out` may alias `running_sum` (each element is read and written by the same program).
     `channel_blocks` (C_out, C_in tile) and `num_warps` override the defaults of `_tiles`.
-    `launcher` is launched in place of `conv1d_kernel`: its `wrap_triton` form, inside a `triton_op`."""
+    `launcher` is launched in place of `conv1d_kernel`: its `wrap_triton` form, inside a `triton_op`.
+    `num_stages` defaults to 3, fewer where fp32 tiles would not fit the card's shared memory."""
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = t + 2 * padding - dilation * (k - 1)
@@ -210,7 +232,10 @@ def conv1d(
     for other in (residual, running_sum):
         if other is not None and other.stride() != y.stride():
             raise ValueError("residual and running_sum must have the output's strides")
-    block_co, block_ci, warps = _tiles(c_out, c_in, half=weight.dtype != torch.float32)
+    half = weight.dtype != torch.float32
+    block_co, block_ci, warps = _tiles(c_out, c_in, half)
+    if num_stages is None:
+        num_stages = 3 if half else deepest(FP32_CONV_KB, shared_memory(x.device))
     if channel_blocks is not None:
         block_co, block_ci = channel_blocks
     block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b, x.device)
@@ -257,6 +282,7 @@ def conv_transpose1d(
     t_out = (t - 1) * stride - 2 * padding + k
     y = channels_last((b, c_out, t_out), x)
     block_co, block_ci = _tiles(c_out, c_in, half=False)[:2]  # the wide tiles were not measured here
+    stages = 3 if weight.dtype != torch.float32 else deepest(FP32_TRANSPOSED_KB, shared_memory(x.device))
     q_max = (t_out - 1 + padding) // stride + 1
     block_q = _time_tile(block_q, q_max, stride * triton.cdiv(c_out, block_co) * b, x.device)
     grid = (triton.cdiv(q_max, block_q) * stride, triton.cdiv(c_out, block_co), b)
@@ -266,6 +292,6 @@ def conv_transpose1d(
         *x.stride(), *y.stride(),
         0.0 if slope is None else slope,
         K=k, STRIDE=stride, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q, num_stages=stages,
     )
     return y
