@@ -21,7 +21,8 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from .conv1d import _dot, deepest, shared_memory
+from .conv1d import dot
+from .device import deepest, shared_memory
 
 
 @triton.jit
@@ -50,7 +51,7 @@ def relative_attention_kernel(
         q = (q.to(tl.float32) * scale).to(tl.float32)  # under torch.compile a float argument arrives as fp64
         r_ok = r[:, None] < 2 * WINDOW + 1
         rel_k = tl.load(rel_k_ptr + r[:, None] * stride_rel + d[None, :], mask=r_ok & d_ok[None, :], other=0.0).to(tl.float32)
-        band_k = _dot(q, tl.trans(rel_k), True)  # (BLOCK_M, BLOCK_R): q_i·r_k[o - WINDOW]
+        band_k = dot(q, tl.trans(rel_k), True)  # (BLOCK_M, BLOCK_R): q_i·r_k[o - WINDOW]
         m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
         l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
         acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
@@ -60,7 +61,7 @@ def relative_attention_kernel(
             j = start + tl.arange(0, BLOCK_N)
             k_ok = j < valid
             k = tl.load(base + (C + h * DK + d)[:, None] * stride_qc + j[None, :] * stride_qt, mask=d_ok[:, None] & k_ok[None, :], other=0.0)
-            s = _dot(q, k.to(tl.float32), True)  # (BLOCK_M, BLOCK_N)
+            s = dot(q, k.to(tl.float32), True)  # (BLOCK_M, BLOCK_N)
             offset = j[None, :] - i[:, None] + WINDOW
             if (start <= first_q + BLOCK_M - 1 + WINDOW) & (start + BLOCK_N - 1 >= first_q - WINDOW):  # the block meets the band
                 for o in tl.static_range(2 * WINDOW + 1):
@@ -76,10 +77,10 @@ def relative_attention_kernel(
             p = tl.exp(s - m_new[:, None])
             l_i = l_i * alpha + tl.sum(p, axis=1)
             v = tl.load(base + (2 * C + h * DK + d)[None, :] * stride_qc + j[:, None] * stride_qt, mask=k_ok[:, None] & d_ok[None, :], other=0.0)
-            acc = acc * alpha[:, None] + _dot(p, v.to(tl.float32), True)
+            acc = acc * alpha[:, None] + dot(p, v.to(tl.float32), True)
             m_i = m_new
         rel_v = tl.load(rel_v_ptr + r[:, None] * stride_rel + d[None, :], mask=r_ok & d_ok[None, :], other=0.0).to(tl.float32)
-        acc += _dot(tl.exp(band - m_i[:, None]), rel_v, True)  # outside the window exp(-inf) = 0
+        acc += dot(tl.exp(band - m_i[:, None]), rel_v, True)  # outside the window exp(-inf) = 0
         out = tl.where(q_rows[:, None], acc / l_i[:, None], 0.0)
     ok = (i[:, None] < T) & d_ok[None, :]
     tl.store(out_ptr + b * stride_ob + (h * DK + d)[None, :] * stride_oc + i[:, None] * stride_ot, out.to(out_ptr.dtype.element_ty), mask=ok)

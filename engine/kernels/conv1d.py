@@ -26,12 +26,12 @@ since a traceable launch costs a higher-order-op dispatch per eager call.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
+
+from .device import deepest, multiprocessors, shared_memory
 
 ACT_NONE, ACT_LEAKY = 0, 1
 
@@ -43,7 +43,7 @@ def _tanh(x):
 
 
 @triton.jit
-def _dot(a, b, EXACT: tl.constexpr):
+def dot(a, b, EXACT: tl.constexpr):
     """fp32 operands use three TF32 products (fp32 accuracy on the tensor cores); half-precision
     operands multiply exactly and accumulate in fp32."""
     if EXACT:
@@ -60,7 +60,7 @@ def _tap_block(acc, x_base, w_tap, pos, co, ci, C_in, C_out, stride_xc, stride_x
     if ACT == 1:
         x = tl.where(x >= 0, x, x * slope)
     w = tl.load(w_tap + co[:, None] * C_in + ci[None, :], mask=(co[:, None] < C_out) & (ci[None, :] < C_in), other=0.0)
-    return acc + _dot(w, x.to(w.dtype), EXACT)
+    return acc + dot(w, x.to(w.dtype), EXACT)
 
 
 @triton.jit
@@ -162,25 +162,6 @@ def _tiles(c_out: int, c_in: int, half: bool) -> tuple[int, int, int]:
     return max(16, min(64, triton.next_power_of_2(c_out))), max(16, min(64, triton.next_power_of_2(c_in))), 4
 
 
-@functools.lru_cache(maxsize=None)
-def _multiprocessors(device: torch.device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-
-
-@functools.lru_cache(maxsize=None)
-def shared_memory(device: torch.device) -> int:
-    """Bytes of shared memory one program may use: 227 KB on an H100, 163 KB on an A100, 99 KB on
-    RTX 30/40/50 cards; 0 without a GPU."""
-    props = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
-    return getattr(props, "shared_memory_per_block_optin", 0)
-
-
-def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
-    """The most software-pipeline stages that fit: `needs_kb[s - 1]` is what a kernel's largest
-    tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree)."""
-    return max((stages for stages, kb in enumerate(needs_kb, 1) if kb * 1024 <= shared), default=1)
-
-
 FP32_CONV_KB = (80, 128, 176)
 """`conv1d_kernel`'s fp32 tiles (64 × 64 weights, 128 positions) at 1, 2, 3 stages; half-precision
 tiles take ≤ 64 KB at 3."""
@@ -192,7 +173,7 @@ def _time_tile(largest: int, positions: int, other_programs: int, device: torch.
     """Largest time tile (≤ `largest`, ≥ 32) that still gives two programs per multiprocessor:
     short inputs (the first upsampling stages of one sentence) otherwise leave most SMs idle."""
     tile = largest
-    while tile > 32 and triton.cdiv(positions, tile) * other_programs < 2 * _multiprocessors(device):
+    while tile > 32 and triton.cdiv(positions, tile) * other_programs < 2 * multiprocessors(device):
         tile //= 2
     return tile
 

@@ -296,6 +296,7 @@ def _engine_kernels(shared: int):
     each kernel runs with, at the stages the engine picks for `shared` bytes. Float arguments typed
     fp64, as Inductor passes them."""
     from engine.kernels import attention, conv1d
+    from engine.kernels.device import deepest
 
     for dtype in ("fp32", "fp16"):
         half = dtype == "fp16"
@@ -303,16 +304,16 @@ def _engine_kernels(shared: int):
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "res_ptr", "sum_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         ints = ("C_in", "C_out", "T_in", "T_out", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt")
         constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128)
-        stages = 3 if half else conv1d.deepest(conv1d.FP32_CONV_KB, shared)
+        stages = 3 if half else deepest(conv1d.FP32_CONV_KB, shared)
         yield f"conv {dtype}", conv1d.conv1d_kernel, pointers, {n: "i32" for n in (*ints, "stride_bias")} | {"slope": "fp64", "scale": "fp64"}, constants, warps, stages
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         constants = dict(K=16, STRIDE=8, PAD=4, ACT=1, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_Q=64)
-        stages = 3 if half else conv1d.deepest(conv1d.FP32_TRANSPOSED_KB, shared)
+        stages = 3 if half else deepest(conv1d.FP32_TRANSPOSED_KB, shared)
         yield f"transposed {dtype}", conv1d.conv_transpose1d_kernel, pointers, {n: "i32" for n in ints} | {"slope": "fp64"}, constants, 4, stages
     pointers = {"qkv_ptr": "*fp32", "rel_k_ptr": "*fp32", "rel_v_ptr": "*fp32", "len_ptr": "*i32", "out_ptr": "*fp32"}
     ints = ("C", "T", "stride_qb", "stride_qc", "stride_qt", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
     constants = {"DK": 96, "WINDOW": 4, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M, "BLOCK_N": 64}
-    yield "attention", attention.relative_attention_kernel, pointers, {n: "i32" for n in ints} | {"scale": "fp64"}, constants, 4, conv1d.deepest(attention.ATTENTION_KB, shared)
+    yield "attention", attention.relative_attention_kernel, pointers, {n: "i32" for n in ints} | {"scale": "fp64"}, constants, 4, deepest(attention.ATTENTION_KB, shared)
 
 
 @pytest.mark.parametrize("capability, shared_kb", [(90, 227), (86, 99), (120, 99)])

@@ -1,0 +1,27 @@
+"""What a kernel launch needs to know of the GPU: its multiprocessors, its shared memory per block,
+and how deep a software pipeline fits in it."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+
+@functools.lru_cache(maxsize=None)
+def multiprocessors(device: torch.device) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
+@functools.lru_cache(maxsize=None)
+def shared_memory(device: torch.device) -> int:
+    """Bytes of shared memory one program may use: 227 KB on an H100, 163 KB on an A100, 99 KB on
+    RTX 30/40/50 cards; 0 without a GPU."""
+    props = torch.cuda.get_device_properties(device) if device.type == "cuda" else None
+    return getattr(props, "shared_memory_per_block_optin", 0)
+
+
+def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
+    """The most software-pipeline stages that fit: `needs_kb[s - 1]` is what a kernel's largest
+    tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree)."""
+    return max((stages for stages, kb in enumerate(needs_kb, 1) if kb * 1024 <= shared), default=1)
