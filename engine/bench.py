@@ -320,15 +320,15 @@ def run_from_args(args: argparse.Namespace) -> int:
 
             raise InputError(f"unknown config(s) {unknown}; known here: {', '.join(table)}")
         table = {k: table[k] for k in ["eager_fp32"] + [c for c in wanted if c != "eager_fp32"]}
-    cells = run_matrix(model, table, texts, ids_table, args)
     out_dir = Path(args.out)
+    cells = run_matrix(model, table, texts, ids_table, args, checkpoint=lambda done: write_results(out_dir, done, model, args, complete=False))
     write_results(out_dir, cells, model, args)
     print(format_table(cells))
     print(f"\nresults: {out_dir}/bench.json, bench.md" + (", bench.png" if (out_dir / "bench.png").exists() else " (no chart: matplotlib missing)"))
     return 0
 
 
-def _espeak_workers_up(model) -> None:
+def espeak_workers_up(model) -> None:
     """Long texts are phonemized in worker processes once they are up (an application starts them
     at its first long text); time the steady state, not their start."""
     from .text import workers
@@ -366,7 +366,9 @@ def _texts(args) -> dict[str, str]:
     return {name: load_text(name) for name in names}
 
 
-def run_matrix(model, table: dict[str, OptimizationConfig], texts: dict[str, str], ids_table, args) -> list[dict[str, Any]]:
+def run_matrix(model, table: dict[str, OptimizationConfig], texts: dict[str, str], ids_table, args, checkpoint: Callable[[list[dict[str, Any]]], None] = lambda done: None) -> list[dict[str, Any]]:
+    """Every config on every text; `checkpoint` gets the cells measured so far after each one, so a
+    run cut short (a time limit, Ctrl+C) still leaves its numbers behind."""
     peer = not args.no_peer and getattr(model, "family", "") == "piper"
     progress = Progress(len(texts) * (len(table) + int(peer)), not args.no_progress)
     cells = []
@@ -377,7 +379,7 @@ def run_matrix(model, table: dict[str, OptimizationConfig], texts: dict[str, str
         iters = min(args.iters, CHAPTER_ITERS) if text_name == "chapter" else args.iters
         in_call = ids_table is None  # phonemized here: each call runs its own front end
         if in_call and getattr(model, "family", "") == "piper":
-            _espeak_workers_up(model)
+            espeak_workers_up(model)
         for name, cfg in table.items():
             try:
                 cell, audio = run_cell(model, name, cfg, text_name, text, None if in_call else segments, 0.0 if in_call else phon, iters, args.warmup, reference)
@@ -385,12 +387,14 @@ def run_matrix(model, table: dict[str, OptimizationConfig], texts: dict[str, str
             except Exception as exc:  # one failing config must not hide the others
                 cell = Cell(name, text_name, len(text), len(text.split()), len(segments), error=f"{type(exc).__name__}: {exc}")
             cells.append(cell.summary())
+            checkpoint(cells)
             progress.step(f"{text_name}/{name}")
         if peer:
             try:
                 cells.append(run_peer(model, text_name, text, segments, max(iters // 2, 2), phon).summary())
             except Exception as exc:  # e.g. onnxruntime not installed: report, keep the other cells
                 cells.append(Cell("piper-tts (ORT CPU)", text_name, len(text), len(text.split()), len(segments), error=f"{type(exc).__name__}: {exc}").summary())
+            checkpoint(cells)
             progress.step(f"{text_name}/piper-tts")
     progress.close()
     return cells
@@ -411,13 +415,15 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_results(out_dir: Path, cells: list[dict[str, Any]], model, args) -> None:
+def write_results(out_dir: Path, cells: list[dict[str, Any]], model, args, complete: bool = True) -> None:
+    """JSON and Markdown after every cell (`complete` False until the last); the chart once, at the end."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
-    payload = {"environment": env, "voice": model.describe().get("name"), "iters": args.iters, "cells": cells}
+    payload = {"environment": env, "voice": model.describe().get("name"), "iters": args.iters, "complete": complete, "cells": cells}
     (out_dir / "bench.json").write_text(json.dumps(payload, indent=2, default=str))
-    (out_dir / "bench.md").write_text(format_markdown(cells, env))
-    chart(out_dir / "bench.png", cells)
+    (out_dir / "bench.md").write_text(format_markdown(cells, env) + ("" if complete else "\n(partial: the run stopped before every cell was measured)\n"))
+    if complete:
+        chart(out_dir / "bench.png", cells)
 
 
 COLUMNS = (

@@ -1,7 +1,7 @@
 """One Max-speed call laid out in time: the host's top-level operations next to the GPU's busy and
 idle spans, so the gaps where the GPU waits for the host can be read off directly.
 
-    python3 scripts/timeline.py [--text medium] [--compile] [--min-gap-us 5] [--min-host-us 0]
+    python3 scripts/timeline.py [--text medium] [--compile] [--front-end] [--lanes] [--min-gap-us 5] [--min-host-us 0]
 
 Timestamps are µs from the first event of the call; the profiler itself slows host operations a
 little, so read the structure and the gaps, not the absolute host costs.
@@ -17,7 +17,9 @@ import tempfile
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from profiling import OPTIONS, max_speed_wrapper, segments, warm
+from profiling import OPTIONS, max_speed_wrapper, segments
+
+from engine.bench import espeak_workers_up, load_text
 
 
 def busy_spans(kernels, min_gap: float) -> list[tuple[float, float, int]]:
@@ -43,13 +45,19 @@ def main() -> None:
     parser.add_argument("--min-gap-us", type=float, default=5.0, help="shorter device gaps are merged")
     parser.add_argument("--min-host-us", type=float, default=0.0, help="shorter host operations are not listed")
     parser.add_argument("--lanes", action="store_true", help="also list each stream's busy spans")
+    parser.add_argument("--front-end", action="store_true", help="phonemize in the call, as the application and `bench` do (needs espeak)")
     args = parser.parse_args()
     wrapper = max_speed_wrapper(args.compile)
-    text_segments = segments(args.text)
-    warm(wrapper, text_segments, 5)
+    if args.front_end:
+        text, text_segments = load_text(args.text), None
+        espeak_workers_up(wrapper.model)
+    else:
+        text, text_segments = "", segments(args.text)
+    for _ in range(5):
+        wrapper.generate(text, OPTIONS, segments=text_segments)
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        wrapper.generate("", OPTIONS, segments=text_segments)
+        wrapper.generate(text, OPTIONS, segments=text_segments)
         torch.cuda.synchronize()
     events = prof.events()
     host = [e for e in events if e.device_type.name == "CPU" and e.cpu_parent is None]
@@ -77,8 +85,13 @@ def print_streams(prof, span_gap_us: float | None) -> None:
         prof.export_chrome_trace(trace.name)
         kernels = [e for e in json.load(open(trace.name))["traceEvents"] if e.get("cat") == "kernel"]
     per_stream = collections.defaultdict(list)
+    by_name = collections.defaultdict(collections.Counter)
+    launches = collections.defaultdict(collections.Counter)
     for k in kernels:
-        per_stream[k["args"].get("stream", k.get("tid"))].append((k["ts"], k["ts"] + k["dur"]))
+        stream = k["args"].get("stream", k.get("tid"))
+        per_stream[stream].append((k["ts"], k["ts"] + k["dur"]))
+        by_name[stream][k["name"][:220]] += k["dur"]
+        launches[stream][k["name"][:220]] += 1
     for stream, spans in sorted(per_stream.items(), key=lambda kv: str(kv[0])):
         spans.sort()
         union, end = 0.0, float("-inf")
@@ -91,6 +104,8 @@ def print_streams(prof, span_gap_us: float | None) -> None:
         if span_gap_us is not None:
             merged = busy_spans_of(spans, span_gap_us)
             print("   " + "  ".join(f"[{a - origin:.0f}–{b - origin:.0f}: {n}]" for a, b, n in merged))
+            for name, us in by_name[stream].most_common(20):
+                print(f"   {us:9.0f} µs {launches[stream][name]:5d}×  {name}")
 
 
 if __name__ == "__main__":
