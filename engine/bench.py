@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import platform
 import statistics
@@ -204,13 +205,16 @@ def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: st
 
     cell = Cell(name, text_name, len(text), len(text.split()), len(segments or ()))
     options = SynthesisOptions(seed=SEED)
+    cuda = model.device.type == "cuda"
     start = time.perf_counter()
     optimizer = AdvancedTTSOptimizer(cfg, model.device)
     wrapper = OptimizedTTSWrapper(model, optimizer)
+    if cuda:  # what earlier configs freed stays reserved in the allocator's cache: not this one's footprint
+        gc.collect()
+        torch.cuda.empty_cache()
     for _ in range(warmup):
         wrapper.generate(text, options, segments=segments)
     cell.setup_s = time.perf_counter() - start
-    cuda = model.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats(model.device)
     audio = None
