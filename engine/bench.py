@@ -428,6 +428,8 @@ def write_results(out_dir: Path, cells: list[dict[str, Any]], model, args, compl
     (out_dir / "bench.md").write_text(format_markdown(cells, env) + ("" if complete else "\n(partial: the run stopped before every cell was measured)\n"))
     if complete:
         chart(out_dir / "bench.png", cells)
+    else:  # an earlier run's chart beside this run's partial numbers would mislead
+        (out_dir / "bench.png").unlink(missing_ok=True)
 
 
 COLUMNS = (

@@ -38,6 +38,9 @@ class CapturedGraph:
     outputs: tuple[torch.Tensor, ...]
     capture_s: float
     memory_bytes: int
+    owns_inputs: bool = False
+    """Captured reading copies of its inputs, not the producer's tensors in place: the producer may
+    overwrite those once the copies are queued."""
 
 
 @dataclass
@@ -87,7 +90,9 @@ class GraphRunner:
     def run(self, key: tuple[Hashable, ...], fn: Callable[..., Sequence[torch.Tensor]], *inputs: torch.Tensor, lane: Hashable = None,
             own_inputs: bool = False, inputs_taken: Callable[[], None] = lambda: None) -> tuple[torch.Tensor, ...]:
         """`inputs_taken()` is called on the current stream once the work queued from now on no
-        longer reads `inputs`: before the replay when the graph owns its inputs, else at the end."""
+        longer reads `inputs`: before the replay when the graph owns its inputs, else at the end.
+        Ownership is fixed when a key is captured (`own_inputs` of that first call), so a later
+        call cannot release inputs that the graph still reads in place."""
         graph = self.graphs.get(key)
         if graph is None:
             captured = None if key in self.failed else self._capture(key, fn, inputs, key[0] if lane is None else lane, own_inputs)
@@ -99,11 +104,11 @@ class GraphRunner:
         for static, value in zip(graph.inputs, inputs):
             if static is not value:
                 static.copy_(value, non_blocking=True)
-        if own_inputs:
+        if graph.owns_inputs:
             inputs_taken()
         graph.graph.replay()
         self.stats.replays += 1
-        if not own_inputs:
+        if not graph.owns_inputs:
             inputs_taken()
         return graph.outputs
 
@@ -148,6 +153,7 @@ class GraphRunner:
             outputs=outputs,
             capture_s=time.perf_counter() - start,
             memory_bytes=max(torch.cuda.memory_reserved(self.device) - before, 0),
+            owns_inputs=own_inputs,
         )
         self.graphs[key] = captured
         self.stats.captured += 1

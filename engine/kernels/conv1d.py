@@ -203,7 +203,9 @@ def conv1d(
     `out` may alias `running_sum` (each element is read and written by the same program).
     `channel_blocks` (C_out, C_in tile) and `num_warps` override the defaults of `_tiles`.
     `launcher` is launched in place of `conv1d_kernel`: its `wrap_triton` form, inside a `triton_op`.
-    `num_stages` defaults to 3, fewer where fp32 tiles would not fit the card's shared memory."""
+    `num_stages` defaults to 3, fewer where the default fp32 tiles would not fit the card's shared
+    memory (`FP32_CONV_KB`); a caller choosing other fp32 tiles (`channel_blocks`, a wider `block_t`)
+    should choose the depth with them."""
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = t + 2 * padding - dilation * (k - 1)

@@ -23,5 +23,6 @@ def shared_memory(device: torch.device) -> int:
 
 def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
     """The most software-pipeline stages that fit: `needs_kb[s - 1]` is what a kernel's largest
-    tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree)."""
+    tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree). At least 1:
+    where not even one stage fits, the launch fails and the caller's fallback takes over."""
     return max((stages for stages, kb in enumerate(needs_kb, 1) if kb * 1024 <= shared), default=1)

@@ -43,6 +43,8 @@ def test_a_run_cut_short_keeps_the_cells_it_measured(tmp_path, joe_loaded, monke
         return measure(model, name, *rest)
 
     monkeypatch.setattr(bench, "run_cell", cut_after_the_first)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "bench.png").write_bytes(b"an earlier run's chart")
     with pytest.raises(KeyboardInterrupt):
         bench.run_from_args(bench_args(tmp_path, configs="eager_fp32,bf16"))
     written = json.loads((tmp_path / "out" / "bench.json").read_text())
@@ -50,3 +52,4 @@ def test_a_run_cut_short_keeps_the_cells_it_measured(tmp_path, joe_loaded, monke
     assert [c["config"] for c in written["cells"]] == ["eager_fp32"]
     assert written["cells"][0]["median_s"] > 0
     assert "partial" in (tmp_path / "out" / "bench.md").read_text()
+    assert not (tmp_path / "out" / "bench.png").exists()

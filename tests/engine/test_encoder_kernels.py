@@ -327,3 +327,27 @@ def test_each_triton_kernel_builds_for_each_card_within_its_shared_memory(capabi
         built = _build(kernel, pointers, scalars, constants, capability, warps, stages)
         assert "cubin" in built.asm, name
         assert built.metadata.shared <= shared, (name, stages, built.metadata.shared)
+
+
+def test_once_the_encoder_kernels_give_way_the_statistics_say_what_runs(joe_cpu):
+    """Set up as on a GPU (Triton attention with SDPA chosen), then failing at the first call: the
+    attention statistic names the SDPA backend again and the fused-kernel line drops the encoder."""
+    from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
+    from engine.models.piper.optimize import _apply_fused_kernels
+
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_flash_attention=True, enable_fused_kernels=True)
+    optimizer = AdvancedTTSOptimizer(cfg, joe_cpu.device)
+    wrapper = OptimizedTTSWrapper(joe_cpu, optimizer)
+    sdpa_backend = optimizer.get_stats()["model"]["sdpa_backend"]
+    try:
+        _apply_fused_kernels(joe_cpu, optimizer, cuda=True)
+        joe_cpu.runner.fused_decoder = None  # the Triton vocoder is not what this test is about
+        assert optimizer.get_stats()["model"]["sdpa_backend"].startswith("Triton")
+        wrapper.generate("A short test.", seed=3)
+        stats = optimizer.get_stats()
+        assert stats["model"]["sdpa_backend"] == sdpa_backend
+        assert "encoder" not in stats["model"]["fused_kernels"].split(";")[0]
+        assert stats["model"]["fused_kernels"].endswith("the encoder's Triton kernels failed (see fallbacks)")
+        assert any(f.startswith("fused_kernels: the encoder's Triton kernels failed") for f in stats["fallbacks"])
+    finally:
+        OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), joe_cpu.device))

@@ -410,3 +410,24 @@ def test_gemm_convolutions_equal_pytorchs():
     want = conv(x)
     conv.__class__ = GemmConv1d
     torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("owns", [False, True])
+def test_a_graph_releases_its_inputs_as_it_was_captured_whatever_a_later_call_asks(owns):
+    """A graph captured reading its inputs in place must not say they are free before its replay,
+    even if a later call of the same key asks for owned inputs (and vice versa, owned copies free
+    them at once)."""
+    from engine.graphs import CapturedGraph, GraphRunner
+
+    order: list[str] = []
+
+    class Replay:
+        def replay(self):
+            order.append("replay")
+
+    runner = GraphRunner(torch.device("cpu"))
+    static = torch.zeros(4)
+    runner.graphs[("B", 4)] = CapturedGraph(Replay(), (static,), (static,), 0.0, 0, owns_inputs=owns)
+    runner.run(("B", 4), lambda x: (x,), torch.ones(4), own_inputs=not owns, inputs_taken=lambda: order.append("taken"))
+    assert order == (["taken", "replay"] if owns else ["replay", "taken"])
+    assert torch.equal(static, torch.ones(4))  # copied into the graph's input either way

@@ -35,6 +35,7 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
     tts.restore_reference_weights()
     runner = PiperRunner(tts.model, dev)
     runner.on_fallback = opt.record_fallback
+    runner.on_stat = opt.set_stat
     tts.runner = runner
 
     if cfg.preload_weights:
@@ -117,6 +118,7 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
     for layer in model.enc_p.encoder.attn_layers:
         layer.fuse_projections(on)
     # with SDPA chosen, the attention with its relative terms in one Triton launch per layer
+    sdpa_backend = opt.model_stats.get("sdpa_backend")
     attention = sum(layer.use_triton(triton and layer.use_sdpa) for layer in model.enc_p.encoder.attn_layers)
     if attention:
         opt.set_stat("sdpa_backend", "Triton relative-position flash attention (fused kernels on)")
@@ -139,7 +141,12 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
     tts.runner.fused_decoder = FusedGenerator(model.dec)
     ffn_part = f"encoder feed-forward in Triton at ≥ {FUSED_FFN_MIN_ROWS} tokens per batch, " if ffn else ""
     attention_part = "encoder attention in Triton, " if attention else ""
-    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {attention_part}{ffn_part}{gemm} convolutions as matrix products, q/k/v as one")
+    rest = f"{gemm} convolutions as matrix products, q/k/v as one"
+    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {attention_part}{ffn_part}{rest}")
+    tts.runner.stats_without_encoder_kernels = {
+        "fused_kernels": f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {rest}; the encoder's Triton kernels failed (see fallbacks)",
+        **({"sdpa_backend": sdpa_backend} if attention and sdpa_backend else {}),
+    }
 
 
 def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool) -> None:

@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -253,6 +253,9 @@ class PiperRunner:
         self.compiled = False
         self.compile_s: dict[str, float] = {}
         self.on_fallback: Callable[[str, str], None] | None = None
+        self.on_stat: Callable[[str, Any], None] | None = None
+        self.stats_without_encoder_kernels: dict[str, str] = {}
+        """What the statistics say once the encoder's Triton kernels have given way (`_drop_encoder_kernels`)."""
         self._clock: StageClock | None = None
         self._clocks = tuple(StageClock(device) for _ in range(3))  # a batch's clock is read two launches later
         self.noise = gaussian_fn(device)
@@ -565,6 +568,9 @@ class PiperRunner:
         self._drop_graphs()
         if self.on_fallback is not None:
             self.on_fallback("fused_kernels", f"the encoder's Triton kernels failed ({brief(exc)}); its attention and feed-forward run on SDPA and cuBLAS")
+        if self.on_stat is not None:
+            for key, value in self.stats_without_encoder_kernels.items():
+                self.on_stat(key, value)
         return True
 
     def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, own_inputs: bool, inputs_taken: Callable[[], None], **options):
