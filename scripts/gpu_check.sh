@@ -53,6 +53,7 @@ if [[ $what == host || $what == all ]]; then  # where the wall time goes besides
   python3 scripts/host_split.py --compile --fine >"$OUT/host-split.txt" 2>&1 || status=1
   python3 scripts/timeline.py --text medium >"$OUT/timeline-medium.txt" 2>&1 || status=1
   python3 scripts/timeline.py --text chapter --lanes --min-gap-us 100 --min-host-us 300 >"$OUT/timeline-chapter.txt" 2>&1 || status=1
+  python3 scripts/stage_bench.py --compile >"$OUT/stage-bench.txt" 2>&1 || status=1
 fi
 if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"
