@@ -59,6 +59,7 @@ if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
   python3 scripts/attention_bench.py >"$OUT/attention-bench.txt" 2>&1 || status=1
+  python3 scripts/flow_bench.py >"$OUT/flow-bench.txt" 2>&1 || status=1
 fi
 if [[ $what == ab && -f .carry/baseline.patch ]]; then
   rm -rf /tmp/baseline && mkdir -p /tmp/baseline && cp -r engine /tmp/baseline/
