@@ -77,3 +77,13 @@ def test_fused_convolutions_match_pytorch_under_the_interpreter():
             assert value is True, name
         else:
             assert isinstance(value, float) and value < 1e-5, (name, value)
+
+
+def test_the_fused_wavenet_candidate_of_flow_bench_computes_the_eager_flow():
+    """`scripts/flow_bench.py` times a fused WaveNet layer for the flow on the GPU; here, in the
+    interpreter, its flow with the bundled voice's weights equals the eager one (two lengths)."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "scripts")])}
+    done = subprocess.run([sys.executable, "scripts/flow_bench.py", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    error = float(done.stdout.rsplit("rel err", 1)[1])
+    assert error < 1e-5, done.stdout
