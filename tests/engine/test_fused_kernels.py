@@ -87,3 +87,20 @@ def test_the_fused_wavenet_candidate_of_flow_bench_computes_the_eager_flow():
     assert done.returncode == 0, done.stderr[-2000:]
     error = float(done.stdout.rsplit("rel err", 1)[1])
     assert error < 1e-5, done.stdout
+
+
+def test_the_fused_wavenet_candidate_builds_for_an_h100_in_half_precision():
+    """Its one GPU call should time it, not find a build error: Triton's ahead-of-time build for
+    sm_90 at the flow's half-precision tiles (192 channels in, 64-row halves, 128 positions)."""
+    import importlib.util
+
+    from tests.engine.test_encoder_kernels import _build
+
+    spec = importlib.util.spec_from_file_location("flow_bench", ROOT / "scripts" / "flow_bench.py")
+    flow_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(flow_bench)
+    pointers = {name: "*fp16" for name in ("x_ptr", "w_ptr", "b_ptr", "y_ptr")} | {"len_ptr": "*i32"}
+    ints = ("C_in", "H", "T", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt")
+    constants = dict(K=5, DIL=1, PAD=2, EXACT=False, BLOCK_CO=64, BLOCK_CI=64, BLOCK_T=128)
+    built = _build(flow_bench.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants, 90, 4, 3)
+    assert "cubin" in built.asm and built.metadata.shared <= 227 * 1024
