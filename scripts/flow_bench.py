@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from engine.kernels.conv1d import _tanh, conv1d, dot
+from engine.kernels.conv1d import _tanh, conv1d, dot, program_tile
 from engine.models.piper.model import sequence_mask
 
 
@@ -38,13 +38,8 @@ def gated_conv_kernel(
 ):
     """y[c] = tanh(conv(x)[c] + b[c]) · σ(conv(x)[H + c] + b[H + c]) for c < H, with the weight
     arranged (K, 2H, C_in): one input tile feeds both halves' products."""
-    pid_t = tl.program_id(0)
-    pid_co = tl.program_id(1)
-    b = tl.program_id(2)
-    t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
-    co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    valid = tl.load(len_ptr + b)
-    if pid_t * BLOCK_T < valid:
+    t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T)
+    if live:
         x_base = x_ptr + b * stride_xb
         acc_t = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
         acc_s = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)

@@ -64,6 +64,17 @@ def _tap_block(acc, x_base, w_tap, pos, co, ci, C_in, C_out, stride_xc, stride_x
 
 
 @triton.jit
+def program_tile(len_ptr, BLOCK_CO: tl.constexpr, BLOCK_T: tl.constexpr):
+    """A same-length convolution program's tile on a (time, output channel, item) grid: its
+    positions, its output channels, its item, and whether its first position is within the item's
+    length (tiles wholly past it are skipped) with that length."""
+    b = tl.program_id(2)
+    first = tl.program_id(0) * BLOCK_T
+    valid = tl.load(len_ptr + b)
+    return first + tl.arange(0, BLOCK_T), tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO), b, first < valid, valid
+
+
+@triton.jit
 def conv1d_kernel(
     x_ptr, w_ptr, b_ptr, len_ptr, res_ptr, sum_ptr, y_ptr,
     C_in, C_out, T_in, T_out,
@@ -75,13 +86,8 @@ def conv1d_kernel(
 ):
     """y = act_out(scale · (conv(act(x · mask)) + bias + res + sum)); res/sum/y share y's strides;
     the bias is per item when stride_bias ≠ 0 (speaker conditioning folded in)."""
-    pid_t = tl.program_id(0)
-    pid_co = tl.program_id(1)
-    b = tl.program_id(2)
-    t = pid_t * BLOCK_T + tl.arange(0, BLOCK_T)
-    co = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    valid = tl.load(len_ptr + b)
-    if pid_t * BLOCK_T < valid:  # same-length convolution: outputs past the length are never read
+    t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T)
+    if live:  # same-length convolution: outputs past the length are never read
         x_base = x_ptr + b * stride_xb
         acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
         n_ci = tl.cdiv(C_in, BLOCK_CI)
