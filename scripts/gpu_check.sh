@@ -59,7 +59,8 @@ if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
   python3 scripts/attention_bench.py >"$OUT/attention-bench.txt" 2>&1 || status=1
-  python3 scripts/flow_bench.py >"$OUT/flow-bench.txt" 2>&1 || status=1
+  python3 scripts/stage_b_bench.py >"$OUT/stage-b-bench.txt" 2>&1 || status=1
+  python3 scripts/conv_pair_bench.py >"$OUT/conv-pair-bench.txt" 2>&1 || status=1
 fi
 if [[ $what == ab && -f .carry/baseline.patch ]]; then
   rm -rf /tmp/baseline && mkdir -p /tmp/baseline && cp -r engine /tmp/baseline/

@@ -295,7 +295,7 @@ def _engine_kernels(shared: int):
     """(name, kernel, pointer types, scalar types, constants, warps, stages) for the largest tiles
     each kernel runs with, at the stages the engine picks for `shared` bytes. Float arguments typed
     fp64, as Inductor passes them."""
-    from engine.kernels import attention, conv1d
+    from engine.kernels import attention, conv1d, wavenet
     from engine.kernels.device import deepest
 
     for dtype in ("fp32", "fp16"):
@@ -310,6 +310,10 @@ def _engine_kernels(shared: int):
         constants = dict(K=16, STRIDE=8, PAD=4, ACT=1, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_Q=64)
         stages = 3 if half else deepest(conv1d.FP32_TRANSPOSED_KB, shared)
         yield f"transposed {dtype}", conv1d.conv_transpose1d_kernel, pointers, {n: "i32" for n in ints} | {"slope": "fp64"}, constants, 4, stages
+        ints = ("C_in", "H", "T", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt", "stride_bias")
+        constants = dict(K=5, DIL=1, PAD=2, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_T=128)
+        stages = 3 if half else deepest(wavenet.FP32_GATED_KB, shared)
+        yield f"gated {dtype}", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants, 4, stages
     pointers = {"qkv_ptr": "*fp32", "rel_k_ptr": "*fp32", "rel_v_ptr": "*fp32", "len_ptr": "*i32", "out_ptr": "*fp32"}
     ints = ("C", "T", "stride_qb", "stride_qc", "stride_qt", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
     constants = {"DK": 96, "WINDOW": 4, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M, "BLOCK_N": 64}
@@ -341,7 +345,7 @@ def test_once_the_encoder_kernels_give_way_the_statistics_say_what_runs(joe_cpu)
     sdpa_backend = optimizer.get_stats()["model"]["sdpa_backend"]
     try:
         _apply_fused_kernels(joe_cpu, optimizer, cuda=True)
-        joe_cpu.runner.fused_decoder = None  # the Triton vocoder is not what this test is about
+        joe_cpu.runner.fused_decoder = joe_cpu.runner.fused_flow = None  # the Triton flow and vocoder are not what this test is about
         assert optimizer.get_stats()["model"]["sdpa_backend"].startswith("Triton")
         wrapper.generate("A short test.", seed=3)
         stats = optimizer.get_stats()

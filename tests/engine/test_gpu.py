@@ -237,6 +237,39 @@ def test_fused_decoder_matches_the_eager_decoder(joe_gpu, dtype, tolerance):
         assert torch.isfinite(a).all() and err < tolerance
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_fused_flow_matches_the_eager_flow_eager_and_captured(joe_gpu, dtype):
+    """The Triton flow against the fp32 flow: as close as the eager flow in the same precision
+    (fp32 within 1e-5), also replayed from a CUDA graph, and zero past each item's length."""
+    pytest.importorskip("triton")
+    from engine.models.piper.fused import FusedFlow
+    from engine.models.piper.model import ResidualCouplingBlock
+
+    joe_gpu.ensure_on_device()
+    reference = joe_gpu.model.flow.float()
+    flow = ResidualCouplingBlock(joe_gpu.model.arch).to("cuda", dtype).eval()
+    flow.load_state_dict(reference.state_dict())
+    torch.manual_seed(6)
+    frames = torch.tensor([700, 431, 12], device="cuda")
+    mask = (torch.arange(720, device="cuda")[None] < frames[:, None]).float()[:, None]
+    z = torch.randn(3, joe_gpu.model.arch.inter_channels, 720, device="cuda") * mask
+    fused = FusedFlow(flow)
+    with torch.inference_mode(), exact_fp32():
+        want = reference.reverse(z, mask, None)
+        same_precision = flow.reverse(z.to(dtype), mask.to(dtype), None).double()
+        got = fused(z.to(dtype), frames, None)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = fused(z.to(dtype), frames, None)
+        graph.replay()
+    eager_err = ((same_precision - want.double()).norm() / want.double().norm()).item()
+    for name, out in (("eager", got), ("captured", captured)):
+        err = ((out.double() - want.double()).norm() / want.double().norm()).item()
+        print(f"\nfused flow {dtype}, {name}: relative error {err:.2e} (eager flow in {dtype}: {eager_err:.2e})")
+        assert out.dtype == dtype and err < max(1e-5, 2 * eager_err)
+        assert (out.float()[mask.expand_as(out) == 0] == 0).all()
+
+
 def eager_compiled_captured(module, *args) -> dict[str, torch.Tensor]:
     """module(*args) run eagerly, compiled into one graph, and replayed from a CUDA graph."""
     eager = module(*args)

@@ -1,4 +1,4 @@
-"""The HiFi-GAN decoder as a short chain of fused Triton convolutions.
+"""The HiFi-GAN decoder and the flow's WaveNet couplings as short chains of fused Triton convolutions.
 
 Same function as `model.Generator` on padded input (every conv input masked past the item's
 length), in one launch per convolution: the leaky ReLU and mask are applied as the input tile is
@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...kernels.conv1d import conv1d, conv_transpose1d
-from .model import LRELU_SLOPE, Generator
+from ...kernels.conv1d import channels_last, conv1d, conv_transpose1d
+from ...kernels.wavenet import gated_conv
+from .model import LRELU_SLOPE, WN, Generator, ResidualCouplingBlock
 
 POST_SLOPE = 0.01
 """conv_post is preceded by F.leaky_relu's default slope in the exported graph."""
@@ -94,3 +95,76 @@ class FusedGenerator:
 
     def _conv(self, x, conv: _Conv, lengths, **kw) -> torch.Tensor:
         return conv1d(x, conv.weight, conv.bias, lengths, dilation=conv.dilation, padding=conv.padding, slope=LRELU_SLOPE, block_t=self.block_t, num_warps=self.num_warps, **kw)
+
+
+class _WaveNet:
+    """One coupling's WaveNet stack (`model.WN`) in kernel layout: per layer the gated dilated
+    convolution, then its 1 × 1 product split into the residual half and the skip half."""
+
+    def __init__(self, wn: WN):
+        self.hidden = wn.hidden
+        self.cond = wn.cond_layer if hasattr(wn, "cond_layer") else None
+        self.gates = [_Conv(conv) for conv in wn.in_layers]
+        last = len(wn.res_skip_layers) - 1
+        self.residuals: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+        self.skips: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for i, conv in enumerate(wn.res_skip_layers):
+            weight, bias = _taps(conv.weight), conv.bias.detach()
+            if i < last:
+                self.residuals.append((weight[:, : self.hidden].contiguous(), bias[: self.hidden]))
+                self.skips.append((weight[:, self.hidden :].contiguous(), bias[self.hidden :]))
+            else:
+                self.residuals.append(None)
+                self.skips.append((weight, bias))
+
+    def __call__(self, x: torch.Tensor, lengths: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """x (B, hidden, F) channels-last, updated in place → the skip sum (B, hidden, F)."""
+        cond = self.cond(g)[:, :, 0] if self.cond is not None and g is not None else None
+        skip = None
+        for i, (gate, residual, to_skip) in enumerate(zip(self.gates, self.residuals, self.skips)):
+            bias = gate.bias if cond is None else gate.bias + cond[:, 2 * i * self.hidden : 2 * (i + 1) * self.hidden]
+            acts = gated_conv(x, gate.weight, bias, lengths, dilation=gate.dilation, padding=gate.padding)
+            if residual is not None:
+                conv1d(acts, *residual, lengths, residual=x, out=x)
+            skip = conv1d(acts, *to_skip, lengths, running_sum=skip, out=skip)
+        return skip
+
+
+class FusedFlow:
+    """`model.ResidualCouplingBlock.reverse` in fused launches: per coupling a 1 × 1 product in, the
+    WaveNet stack at three launches per layer, and a 1 × 1 product out whose epilogue subtracts
+    from the coupled half in place.
+
+    The channel flips between couplings move no data: the latent stays in one buffer whose halves
+    alternate between natural and reversed channel order, and each coupling's weights are permuted
+    to match (a flip maps the halves onto each other, reversed). Values past an item's length are
+    unspecified until the one selection at the end."""
+
+    def __init__(self, flow: ResidualCouplingBlock):
+        couplings = [flow.flows[key] for key in reversed(list(flow.flows.keys()))]
+        self.half = couplings[0].half
+        self.steps = []
+        for i, layer in enumerate(couplings):
+            reversed_order = i % 2 == 0  # this coupling's flip is the (i + 1)-th: an odd count leaves the buffer reversed
+            pre, post = _taps(layer.pre.weight), -_taps(layer.post.weight)
+            post_bias = -layer.post.bias.detach()
+            if reversed_order:
+                pre, post, post_bias = pre.flip(2).contiguous(), post.flip(1).contiguous(), post_bias.flip(0).contiguous()
+            self.steps.append((reversed_order, (pre, layer.pre.bias.detach()), _WaveNet(layer.enc), (post, post_bias)))
+        self.ends_reversed = len(couplings) % 2 == 1
+        self.launches = 2 + sum(3 * len(wavenet.gates) + 1 for _, _, wavenet, _ in self.steps)  # copy in, select out
+
+    @torch.compiler.disable  # already fused; compiling around it keeps the rest of the stage
+    def __call__(self, z: torch.Tensor, frames: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """z (B, inter, F) in the flow's dtype → the reversed flow's output, zero past `frames` (B,)."""
+        lengths = frames.to(torch.int32)
+        latent = channels_last(z.shape, z).copy_(z)
+        low, high = latent[:, : self.half], latent[:, self.half :]
+        for reversed_order, pre, wavenet, post in self.steps:
+            x0, x1 = (high, low) if reversed_order else (low, high)
+            skip = wavenet(conv1d(x0, *pre, lengths), lengths, g)
+            conv1d(skip, *post, lengths, residual=x1, out=x1)
+        if self.ends_reversed:
+            latent = latent.flip(1)
+        valid = torch.arange(z.shape[2], device=z.device) < frames[:, None, None]
+        return torch.where(valid, latent, 0.0)

@@ -669,9 +669,10 @@ class PiperVITS(nn.Module):
         durations = torch.ceil(w)[:, 0]
         return durations, durations.sum(dim=1).clamp_min(1).long()
 
-    def latent(self, m_p, logs_p, durations, frames, prior_noise, g):
+    def latent(self, m_p, logs_p, durations, frames, prior_noise, g, fused_flow=None):
         """Length regulation + prior sample + reverse flow at F = prior_noise.shape[2] frames.
-        prior_noise (B,inter,F) is standard normal noise · noise_scale. Returns z (B,inter,F) and y_mask (B,1,F)."""
+        prior_noise (B,inter,F) is standard normal noise · noise_scale; `fused_flow` (a
+        `fused.FusedFlow` of `self.flow`) runs the flow instead. Returns z (B,inter,F) and y_mask (B,1,F)."""
         n_frames = prior_noise.shape[2]
         y_mask = sequence_mask(frames, n_frames).unsqueeze(1)
         ends = torch.cumsum(durations, dim=1)  # (B,T)
@@ -683,6 +684,8 @@ class PiperVITS(nn.Module):
         z_p = (m + prior_noise * torch.exp(logs)) * y_mask
         dtype = self.flow.flows["0"].pre.weight.dtype  # the prior is sampled in fp32 whatever the flow runs in
         cond = g.to(dtype) if g is not None else None
+        if fused_flow is not None:
+            return fused_flow(z_p.to(dtype), frames, cond), y_mask
         return self.flow.reverse(z_p.to(dtype), y_mask.to(dtype), cond), y_mask
 
     def vocode(self, z, y_mask, g, padded: bool) -> torch.Tensor:

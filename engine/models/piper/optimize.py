@@ -105,14 +105,15 @@ def _apply_sdpa(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
 
 
 def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: bool) -> None:
-    """On the GPU: GEMM-form convolutions before the vocoder, the encoder's attention (where SDPA
-    is on) and its feed-forward blocks at chapter-size batches in Triton, and the vocoder in fused
-    Triton kernels. On the CPU: the
-    vocoder's convolutions channels-last (oneDNN), and no GEMM forms, which measured slower there
-    (flow 73 → 91 ms, encoder 58 → 63 ms on the CI machine)."""
+    """On the GPU: GEMM-form convolutions in the encoder and duration predictor, the encoder's
+    attention (where SDPA is on) and its feed-forward blocks at chapter-size batches in Triton, and
+    the flow and vocoder in fused Triton kernels. On the CPU: the vocoder's convolutions
+    channels-last (oneDNN), and no GEMM forms, which measured slower there (flow 73 → 91 ms,
+    encoder 58 → 63 ms on the CI machine)."""
     on = opt.config.enable_fused_kernels
     model = tts.model
-    gemm = sum(use_gemm_convs(part, on and cuda) for part in (model.enc_p, model.dp, model.flow))
+    gemm = sum(use_gemm_convs(part, on and cuda) for part in (model.enc_p, model.dp))
+    flow_gemm = use_gemm_convs(model.flow, on and cuda)  # also where the Triton flow is built: its fallback
     vocoder = use_channels_last_convs(model.dec, on and not cuda)
     triton = on and cuda and triton_available()
     for layer in model.enc_p.encoder.attn_layers:
@@ -132,19 +133,21 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
         else None if triton_available() else "triton is not installed: the vocoder runs eagerly"
     )
     if eager_why is not None:
-        done = f"{gemm} convolutions as matrix products, q/k/v as one" if cuda else f"q/k/v as one, the vocoder's {vocoder} convolutions channels-last"
+        done = f"{gemm + flow_gemm} convolutions as matrix products, q/k/v as one" if cuda else f"q/k/v as one, the vocoder's {vocoder} convolutions channels-last"
         opt.record_fallback("fused_kernels", f"{eager_why}; {done}")
         opt.set_stat("fused_kernels", done)
         return
-    from .fused import FusedGenerator
+    from .fused import FusedFlow, FusedGenerator
 
     tts.runner.fused_decoder = FusedGenerator(model.dec)
+    tts.runner.fused_flow = FusedFlow(model.flow)
     ffn_part = f"encoder feed-forward in Triton at ≥ {FUSED_FFN_MIN_ROWS} tokens per batch, " if ffn else ""
     attention_part = "encoder attention in Triton, " if attention else ""
     rest = f"{gemm} convolutions as matrix products, q/k/v as one"
-    opt.set_stat("fused_kernels", f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {attention_part}{ffn_part}{rest}")
+    stage_b = f"Triton flow ({tts.runner.fused_flow.launches} launches) and vocoder ({tts.runner.fused_decoder.launches})"
+    opt.set_stat("fused_kernels", f"{stage_b}, {attention_part}{ffn_part}{rest}")
     tts.runner.stats_without_encoder_kernels = {
-        "fused_kernels": f"Triton vocoder ({tts.runner.fused_decoder.launches} launches), {rest}; the encoder's Triton kernels failed (see fallbacks)",
+        "fused_kernels": f"{stage_b}, {rest}; the encoder's Triton kernels failed (see fallbacks)",
         **({"sdpa_backend": sdpa_backend} if attention and sdpa_backend else {}),
     }
 
@@ -192,9 +195,9 @@ def _warmup(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
                 raise
             reason = brief(exc)
             if runner.fused_decoder is not None:  # the kernels build on first use; a failure means eager
-                opt.record_fallback("fused_kernels", f"the Triton vocoder failed to build or run ({reason}); running it eagerly")
-                opt.set_stat("fused_kernels", "failed: eager vocoder")
-                runner.fused_decoder = None
+                opt.record_fallback("fused_kernels", f"the Triton flow and vocoder failed to build or run ({reason}); running them eagerly")
+                opt.set_stat("fused_kernels", "failed: eager flow and vocoder")
+                runner.fused_decoder = runner.fused_flow = None
             if runner.compiled:
                 runner.stop_compiling(f"failed while compiling ({reason}); running eagerly")
             elif runner.graphs is not None:

@@ -250,6 +250,7 @@ class PiperRunner:
         self.stage_a: Callable = self._stage_a
         self.stage_b: Callable = self._stage_b
         self.fused_decoder: Callable | None = None
+        self.fused_flow: Callable | None = None
         self.compiled = False
         self.compile_s: dict[str, float] = {}
         self.on_fallback: Callable[[str, str], None] | None = None
@@ -293,7 +294,7 @@ class PiperRunner:
         m = self.model
         g = m.speaker(fields[:, SPEAKER].long())
         prior = self.noise(fields[:, PRIOR_KEY], m.arch.inter_channels, n_frames, frames, fields[:, NOISE_SCALE])
-        z, y_mask = m.latent(m_p, logs_p, durations, frames, prior, g)
+        z, y_mask = m.latent(m_p, logs_p, durations, frames, prior, g, self.fused_flow)
         self._lap("flow")
         if self.fused_decoder is None:
             audio = m.vocode(z, y_mask, g, padded)
