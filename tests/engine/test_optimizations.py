@@ -431,3 +431,27 @@ def test_a_graph_releases_its_inputs_as_it_was_captured_whatever_a_later_call_as
     runner.run(("B", 4), lambda x: (x,), torch.ones(4), own_inputs=not owns, inputs_taken=lambda: order.append("taken"))
     assert order == (["taken", "replay"] if owns else ["replay", "taken"])
     assert torch.equal(static, torch.ones(4))  # copied into the graph's input either way
+
+
+def test_each_shape_first_run_compiled_reports_its_compile_time(joe_cpu):
+    """`compile_s` gains one entry per stage and shape the first time it runs compiled, also for
+    shapes first met after warmup (with CUDA graphs they compile inside the graph warmup, where
+    the statistic stayed empty before); a shape met again adds nothing."""
+    import ast
+
+    optimizer = AdvancedTTSOptimizer(dataclasses.replace(OptimizationConfig.unoptimized(), shape_buckets=True), "cpu")
+    wrapper = OptimizedTTSWrapper(joe_cpu, optimizer)
+    joe_cpu.runner.compiled = True  # the eager stages stand in for compiled ones: the bookkeeping is under test
+    try:
+        wrapper.generate("A short test.", seed=1)
+        short = optimizer.get_stats()["model"]["compile_s"]
+        assert sorted(ast.literal_eval(key)[0] for key in short) == ["A", "B"]
+        assert all(seconds > 0 for seconds in short.values())
+        wrapper.generate("A short test.", seed=1)
+        assert optimizer.get_stats()["model"]["compile_s"] == short
+        wrapper.generate("A much longer sentence, whose tokens and frames fall into larger shape buckets than the short one.", seed=1)
+        longer = optimizer.get_stats()["model"]["compile_s"]
+        assert short.items() < longer.items()
+        assert {ast.literal_eval(key)[0] for key in longer.keys() - short.keys()} == {"A", "B"}
+    finally:
+        joe_cpu.runner.compiled = False

@@ -577,19 +577,27 @@ class PiperRunner:
     def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, own_inputs: bool, inputs_taken: Callable[[], None], **options):
         fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
         key = (stage, *shape)
+        compiles = self.compiled and str(key) not in self.compile_s  # the first call of a shape compiles it
+        start = time.perf_counter()
         if self.graphs is not None:
             # with lanes, stage A of one slot runs while stage B reads the other slot's A outputs:
             # a graph lane (memory pool, capture stream) per slot for A, one for B
             lane = key[:2] if stage == "A" and self.lanes is not None else stage
-            return self.graphs.run(key, fn, *inputs, lane=lane, own_inputs=own_inputs, inputs_taken=inputs_taken)
-        if self.compiled and str(key) not in self.compile_s:  # first call of a shape compiles it
-            start = time.perf_counter()
+            out = self.graphs.run(key, fn, *inputs, lane=lane, own_inputs=own_inputs, inputs_taken=inputs_taken)
+        else:
             out = fn(*inputs)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.compile_s[str(key)] = time.perf_counter() - start
-            return out
-        return fn(*inputs)
+        if compiles:
+            self._record_compile(str(key), start)
+        return out
+
+    def _record_compile(self, key: str, start: float) -> None:
+        """Seconds of a shape's first compiled call (with graphs: its warmup, which compiles, and
+        capture), reported as they accrue: buckets first met after warmup compile then too."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.compile_s[key] = time.perf_counter() - start
+        if self.on_stat is not None:
+            self.on_stat("compile_s", dict(self.compile_s))
 
     def stop_compiling(self, reason: str) -> None:
         """Back to the eager stages (graphs are recaptured around them), reported as a fallback."""
