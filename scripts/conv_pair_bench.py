@@ -174,12 +174,13 @@ def main() -> None:
                 pairs = [(block.convs[0], block.convs[1], True)] if block.kind == "2" else [(a, b, False) for a, b in zip(block.convs1, block.convs2)]
                 for first, second, residual in pairs:
                     step = dict(slope=0.1, first_residual=residual)
-                    reference = unpaired(x, spec(first), spec(second), lengths, **step)
+                    a, b = spec(first), spec(second)
+                    reference = unpaired(x, a, b, lengths, **step)
                     name = f"k{first.kernel_size[0]} d{first.dilation[0]},{second.dilation[0]}"
-                    print(f"  {name:<12} two launches {graph_time(lambda: unpaired(x, spec(first), spec(second), lengths, **step)):7.3f} ms")
+                    print(f"  {name:<12} two launches {graph_time(lambda: unpaired(x, a, b, lengths, **step)):7.3f} ms")
                     for programs in (4, 8, 16):
                         for block_t, warps in ((128, 4), (256, 4), (256, 8), (512, 8)):
-                            fn = lambda: conv_pair(x, spec(first), spec(second), lengths, block_t=block_t, programs_per_sm=programs, num_warps=warps, **step)
+                            fn = lambda: conv_pair(x, a, b, lengths, block_t=block_t, programs_per_sm=programs, num_warps=warps, **step)
                             valid = torch.cat([fn()[i, :, :n] for i, n in enumerate(lengths.tolist())], 1)
                             want = torch.cat([reference[i, :, :n] for i, n in enumerate(lengths.tolist())], 1)
                             print(f"  {name:<12} pair {programs:2d}/SM t{block_t} w{warps} {graph_time(fn):7.3f} ms  rel err {rel_err(valid, want):.1e}", flush=True)
