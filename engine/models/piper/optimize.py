@@ -81,7 +81,7 @@ def apply_optimizations(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:
         _warmup(tts, opt)  # needs the weights on the device; without preloading the first request warms up
     opt.set_stat("buckets", runner.buckets)
     opt.set_stat("max_batch", runner.max_batch)
-    opt.set_stat("compile_s", dict(runner.compile_s))
+    opt.set_stat("compile_s", runner.compile_stat())
 
 
 def _apply_sdpa(tts: "PiperTTS", opt: "AdvancedTTSOptimizer") -> None:

@@ -252,7 +252,8 @@ class PiperRunner:
         self.fused_decoder: Callable | None = None
         self.fused_flow: Callable | None = None
         self.compiled = False
-        self.compile_s: dict[str, float] = {}
+        self.compile_s: dict[tuple, float] = {}
+        """Seconds of each (stage, *shape)'s first compiled call."""
         self.on_fallback: Callable[[str, str], None] | None = None
         self.on_stat: Callable[[str, Any], None] | None = None
         self.stats_without_encoder_kernels: dict[str, str] = {}
@@ -577,7 +578,7 @@ class PiperRunner:
     def _run_stage(self, stage: str, shape: tuple[int, ...], *inputs, own_inputs: bool, inputs_taken: Callable[[], None], **options):
         fn = partial(self.stage_a if stage == "A" else self.stage_b, **options)
         key = (stage, *shape)
-        compiles = self.compiled and str(key) not in self.compile_s  # the first call of a shape compiles it
+        compiles = self.compiled and key not in self.compile_s  # the first call of a shape compiles it
         start = time.perf_counter()
         if self.graphs is not None:
             # with lanes, stage A of one slot runs while stage B reads the other slot's A outputs:
@@ -587,17 +588,20 @@ class PiperRunner:
         else:
             out = fn(*inputs)
         if compiles:
-            self._record_compile(str(key), start)
+            self._record_compile(key, start)
         return out
 
-    def _record_compile(self, key: str, start: float) -> None:
+    def _record_compile(self, key: tuple, start: float) -> None:
         """Seconds of a shape's first compiled call (with graphs: its warmup, which compiles, and
         capture), reported as they accrue: buckets first met after warmup compile then too."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.compile_s[key] = time.perf_counter() - start
         if self.on_stat is not None:
-            self.on_stat("compile_s", dict(self.compile_s))
+            self.on_stat("compile_s", self.compile_stat())
+
+    def compile_stat(self) -> dict[str, float]:
+        return {str(key): seconds for key, seconds in self.compile_s.items()}
 
     def stop_compiling(self, reason: str) -> None:
         """Back to the eager stages (graphs are recaptured around them), reported as a fallback."""
