@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
@@ -18,6 +16,7 @@ from .config import SynthesisOptions
 from .errors import DeviceOutOfMemory, InputError, SynthesisCancelled
 from .feed import SegmentFeed
 from .finishing import finish_wave, pause_samples
+from .host_copy import copy_all
 from .text.chunk import CHUNK_CHARS
 from .models.base import Segment, StageTimes, TTSModel
 from .optimizer import AdvancedTTSOptimizer
@@ -103,7 +102,10 @@ class OptimizedTTSWrapper:
         family-specific and go to `options.extra`. `segments` skips the text front end (ids
         prepared elsewhere, e.g. on a machine without espeak).
         """
-        options = _options(options, kw)
+        yield from self._chunks(text, _options(options, kw), cancel, segments, joined=False)
+
+    def _chunks(self, text: str, options: SynthesisOptions, cancel: threading.Event | None, segments: Sequence[Segment] | None, joined: bool) -> Iterator[AudioChunk]:
+        """`stream`'s work; `joined`: the caller joins the chunks into one array (`generate`)."""
         start = time.perf_counter()
         times = StageTimes()
         is_cancelled = (lambda: cancel.is_set()) if cancel is not None else (lambda: False)
@@ -118,7 +120,7 @@ class OptimizedTTSWrapper:
             torch.cuda.reset_peak_memory_stats(self.model.device)
         finished = self.model.finishes_audio
         try:
-            waves = _oom_explained(self.model.synthesize(feed, options, times, is_cancelled), self.model.device, self.optimizer)
+            waves = _oom_explained(self.model.synthesize(feed, options, times, is_cancelled, joined), self.model.device, self.optimizer)
             for index, wave in enumerate(waves):
                 if is_cancelled():
                     raise SynthesisCancelled(f"cancelled after {index} of {feed.count or len(feed.items)} sentences")
@@ -143,7 +145,7 @@ class OptimizedTTSWrapper:
 
     def generate(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, on_chunk: Callable[[AudioChunk], None] | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> SynthesisResult:
         chunks = []
-        for chunk in self.stream(text, options, cancel, segments, **kw):
+        for chunk in self._chunks(text, _options(options, kw), cancel, segments, joined=True):
             chunks.append(chunk.audio)
             if on_chunk is not None:
                 on_chunk(chunk)
@@ -189,38 +191,38 @@ def _options(options: SynthesisOptions | None, kw: dict[str, Any]) -> SynthesisO
         raise InputError(str(exc)) from exc
 
 
-JOIN_THREADS = max(1, min(4, os.cpu_count() or 1))
-PARALLEL_JOIN_SAMPLES = 1 << 20
-"""Shorter outputs (under ~48 s) are joined on the calling thread: handing off costs more than the copy."""
-_join_pool: ThreadPoolExecutor | None = None
-
-
 def join_audio(chunks: Sequence[np.ndarray]) -> np.ndarray:
-    """The sentences' audio as one array (the chunks are the caller's to give away). A chapter is ~50 MB and its copy runs after the GPU has
-    finished, so long outputs are copied by a few threads (numpy releases the GIL while copying;
-    1.7× faster with two threads on the 2-core CI machine)."""
-    global _join_pool
+    """The sentences' audio as one array (the chunks are the caller's to give away). A chapter is
+    ~50 MB, and where it is not laid out already its copy runs after the GPU has finished, so
+    long outputs are copied by a few threads."""
     if len(chunks) == 1:  # already one fresh array of our own
         return chunks[0]
-    sizes = [len(c) for c in chunks]
-    out = np.empty(sum(sizes), dtype=np.float32)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    threads = JOIN_THREADS if len(out) >= PARALLEL_JOIN_SAMPLES else 1
-    groups: list[list[int]] = [[] for _ in range(threads)]
-    for i in range(len(chunks)):
-        groups[min(threads - 1, int(offsets[i]) * threads // max(len(out), 1))].append(i)
-
-    def copy(group: list[int]) -> None:
-        for i in group:
-            out[offsets[i] : offsets[i + 1]] = chunks[i]
-
-    if threads == 1:
-        copy(groups[0])
-        return out
-    if _join_pool is None:
-        _join_pool = ThreadPoolExecutor(JOIN_THREADS, thread_name_prefix="tts-join")
-    list(_join_pool.map(copy, groups))
+    laid_out = _laid_out(chunks) if chunks else None
+    if laid_out is not None:
+        return laid_out
+    out = np.empty(sum(len(c) for c in chunks), dtype=np.float32)
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in chunks])]).astype(np.int64)
+    copy_all([(out[offsets[i] : offsets[i + 1]], chunk) for i, chunk in enumerate(chunks)])
     return out
+
+
+def _laid_out(chunks: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The array the chunks already lie in end to end, if they do: the Piper runner lays a call's
+    audio out in one array once every length is known (`synth.Joined`), and copies the sentences
+    it handed out before that to the array's head, where they are checked here."""
+    whole = chunks[-1].base
+    if not isinstance(whole, np.ndarray) or whole.ndim != 1 or whole.dtype != np.float32 or not whole.flags.c_contiguous:
+        return None
+    start, offset = whole.__array_interface__["data"][0], 0
+    for chunk in chunks:
+        end = offset + len(chunk)
+        if chunk.base is whole:
+            if chunk.__array_interface__["data"][0] != start + offset * whole.itemsize or chunk.strides != whole.strides:
+                return None
+        elif end > len(whole) or not np.array_equal(chunk, whole[offset:end]):
+            return None
+        offset = end
+    return whole if offset == len(whole) else None
 
 
 def _device_label(device: torch.device) -> str:

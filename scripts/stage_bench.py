@@ -35,6 +35,21 @@ def replay_ms(graph: torch.cuda.CUDAGraph, replays: int) -> float:
     return statistics.median(laps)
 
 
+def launch_and_latency(graph: torch.cuda.CUDAGraph, repeats: int = 20) -> tuple[float, float]:
+    """From an idle GPU: host time of `replay()` alone (the GPU cannot start a graph before its
+    launch returns) and replay to completion, both medians in ms."""
+    launches, latencies = [], []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        graph.replay()
+        launched = time.perf_counter()
+        torch.cuda.synchronize()
+        launches.append(launched - start)
+        latencies.append(time.perf_counter() - start)
+    return statistics.median(launches) * 1e3, statistics.median(latencies) * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--text", default="chapter")
@@ -63,11 +78,13 @@ def main() -> None:
         del graphs.run
     torch.cuda.synchronize()
     cost = {key: replay_ms(graphs.graphs[key].graph, args.replays) for key in dict.fromkeys(order) if key in graphs.graphs}
+    idle = {key: launch_and_latency(graphs.graphs[key].graph) for key in cost}
     eager = [key for key in order if key not in cost]
     print(f"{args.text}, Max speed{' compiled' if args.compile else ' without compile'}: {len(order)} stage runs, "
           f"{len(cost)} graphs timed alone ({args.replays} replays, median of 5)")
     for key in order:
-        print(f"  {str(key):32s} {cost[key]:7.3f} ms" if key in cost else f"  {str(key):32s}  eager (not captured)")
+        print(f"  {str(key):32s} {cost[key]:7.3f} ms back to back; from idle: launch {idle[key][0]:.3f} ms, "
+              f"to completion {idle[key][1]:.3f} ms" if key in cost else f"  {str(key):32s}  eager (not captured)")
     a = [cost[k] for k in order if k in cost and k[0] == "A"]
     b = [cost[k] for k in order if k in cost and k[0] == "B"]
     if not a or len(a) != len(b):

@@ -1,7 +1,7 @@
 """One Max-speed call laid out in time: the host's top-level operations next to the GPU's busy and
 idle spans, so the gaps where the GPU waits for the host can be read off directly.
 
-    python3 scripts/timeline.py [--text medium] [--compile] [--front-end] [--lanes] [--min-gap-us 5] [--min-host-us 0]
+    python3 scripts/timeline.py [--text medium] [--compile] [--front-end] [--lanes] [--one-stream] [--min-gap-us 5] [--min-host-us 0]
 
 Timestamps are µs from the first event of the call; the profiler itself slows host operations a
 little, so read the structure and the gaps, not the absolute host costs.
@@ -45,9 +45,12 @@ def main() -> None:
     parser.add_argument("--min-gap-us", type=float, default=5.0, help="shorter device gaps are merged")
     parser.add_argument("--min-host-us", type=float, default=0.0, help="shorter host operations are not listed")
     parser.add_argument("--lanes", action="store_true", help="also list each stream's busy spans")
+    parser.add_argument("--one-stream", action="store_true", help="the captured stages on one stream, no lanes")
     parser.add_argument("--front-end", action="store_true", help="phonemize in the call, as the application and `bench` do (needs espeak)")
     args = parser.parse_args()
     wrapper = max_speed_wrapper(args.compile)
+    if args.one_stream:
+        wrapper.model.runner.lanes = None
     if args.front_end:
         text, text_segments = load_text(args.text), None
         espeak_workers_up(wrapper.model)

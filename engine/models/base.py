@@ -54,11 +54,13 @@ class TTSModel(Protocol):
         ...
 
     def synthesize(
-        self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool]
+        self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled: Callable[[], bool], joined: bool = False
     ) -> Iterator[torch.Tensor]:
         """Yield one float32 waveform (1-D, on any device; finished audio if `finishes_audio`)
         per segment, in order, taking segments only as needed (they may still be in the making:
-        a `SegmentFeed`'s `ready()` says how many can be taken without waiting); stop early (between sentences or decode steps) once `cancelled()` is true."""
+        a `SegmentFeed`'s `ready()` says how many can be taken without waiting); stop early (between sentences or decode steps) once `cancelled()` is true.
+        `joined`: the caller will join the waveforms into one array, so a model may place them
+        end to end in one as it goes (`wrapper.join_audio` then copies nothing)."""
         ...
 
     def optimize(self, optimizer: "AdvancedTTSOptimizer") -> None:

@@ -76,3 +76,31 @@ def test_joined_audio_is_the_concatenation(sizes):
     joined = join_audio(chunks)
     assert joined.dtype == np.float32
     np.testing.assert_array_equal(joined, np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
+
+
+def test_audio_already_laid_out_end_to_end_is_joined_without_a_copy():
+    """The runner lays a call's audio out in one array (`synth.Joined`): views in order, and
+    before them the sentences handed out earlier, whose copies sit at the array's head."""
+    from engine.wrapper import join_audio
+
+    whole = np.arange(10, dtype=np.float32)
+    early = whole[:3].copy()
+    assert join_audio([early, whole[3:7], whole[7:]]) is whole
+    assert join_audio([whole[:4], whole[4:]]) is whole
+
+
+@pytest.mark.parametrize("case", ["head differs", "gap", "out of order", "short of the end", "reversed view"])
+def test_chunks_not_laid_out_end_to_end_are_copied(case):
+    from engine.wrapper import join_audio
+
+    whole = np.arange(10, dtype=np.float32)
+    chunks = {
+        "head differs": [np.zeros(3, np.float32), whole[3:]],
+        "gap": [whole[:3], whole[4:]],
+        "out of order": [whole[5:], whole[:5]],
+        "short of the end": [whole[:4], whole[4:9]],
+        "reversed view": [whole[:5], whole[9:4:-1]],
+    }[case]
+    joined = join_audio(chunks)
+    assert joined is not whole and not np.shares_memory(joined, whole)
+    np.testing.assert_array_equal(joined, np.concatenate(chunks))

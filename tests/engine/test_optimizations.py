@@ -182,7 +182,7 @@ def test_batches_overlap_across_windows_when_sentences_are_ready(joe_cpu, monkey
     events = []
     launch, finish = synth.PiperRunner._launch_stage_a, synth.InFlight.finish
     monkeypatch.setattr(synth.PiperRunner, "_launch_stage_a", lambda self, *a: events.append("launch") or launch(self, *a))
-    monkeypatch.setattr(synth.InFlight, "finish", lambda self, times: events.append("finish") or finish(self, times))
+    monkeypatch.setattr(synth.InFlight, "finish", lambda self, *a: events.append("finish") or finish(self, *a))
     items = [([1, 8, 0, 9, 0, 2]), ([1, 8, 0, 2]), ([1, 9, 0, 2]), ([1, 8, 0, 8, 0, 2])] * 3
 
     def drained_launches(ready: int) -> int:
@@ -220,6 +220,28 @@ def test_a_run_left_unfinished_returns_its_buffers(joe_cpu, monkeypatch, stop):
     assert optimizer.pool.stats.outstanding == 0
 
 
+def test_a_batched_call_lays_its_audio_out_once_every_length_is_known(joe_cpu, monkeypatch):
+    """In the GPU's order (stage B deferred), once the last stage B is queued the call's audio
+    is laid out in one array: the sentences handed out before are copied to its head, those
+    finished are moved in, the batches still running write into their places, and joining
+    returns that array without a copy. The samples are those of the per-batch path."""
+    text = " ".join(f"Sentence number {n} is here{', and it goes on for a good while longer than the rest' * (n == 1)}." for n in range(7))
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    per_batch = wrapper.generate(text, SEEDED).audio
+    monkeypatch.setattr(joe_cpu.runner, "defer_stage_b", True)
+    chunks = []
+    result = wrapper.generate(text, SEEDED, on_chunk=chunks.append)
+    assert len(chunks) == 7
+    assert chunks[0].audio.base is not result.audio, "the first sentence was handed out before the layout"
+    assert all(c.audio.base is result.audio for c in chunks[1:]), "moved in or written in place"
+    np.testing.assert_array_equal(result.audio, np.concatenate([c.audio for c in chunks]))
+    np.testing.assert_array_equal(result.audio, per_batch)
+    streamed = list(wrapper.stream(text, SEEDED))
+    assert len({id(c.audio.base) for c in streamed[1:]}) > 1, "a stream's consumer joins nothing: no layout, each batch its own block"
+    np.testing.assert_array_equal(np.concatenate([c.audio for c in streamed]), per_batch)
+
+
 def test_stage_times_leave_out_the_consumer(joe_cpu, monkeypatch):
     """Stage B of a batch starts after later batches' stage A and the caller's handling of
     earlier audio: its laps start at stage B, so none of that is counted as flow or decoder.
@@ -254,6 +276,44 @@ def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
     padded = [len(b) * bucket(max(lengths[i] for i in b)) for b in plan]
     assert all(len(b) <= 32 for b in plan) and all(p <= TOKEN_BUDGET for p in padded)
     assert sum(padded) < 1.35 * sum(lengths)
+
+
+@pytest.mark.parametrize("max_batch", [2, 12, 32])
+@pytest.mark.parametrize("graphs", [False, True])
+def test_batch_plans_match_the_search_over_every_size(joe_cpu, max_batch, graphs):
+    """`_pack` tries per cut only the largest size of each padded row count; its plans cost what
+    the search over every size costs, and are the same plans (ties go to the larger batch)."""
+    from engine.models.piper.synth import BATCH_COST_TOKENS, TOKEN_BUDGET, batch_bucket, bucket
+
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=max_batch)
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    runner = joe_cpu.runner
+    runner.graphs = object() if graphs else None
+
+    def every_size(ascending, lengths):
+        n = len(ascending)
+        cost, start = [0.0] + [math.inf] * n, [0] * (n + 1)
+        for end in range(1, n + 1):
+            tokens = bucket(lengths[ascending[end - 1]])
+            for first in range(max(0, end - max_batch), end):
+                rows = batch_bucket(end - first, max_batch) if graphs else end - first
+                total = cost[first] + rows * tokens + BATCH_COST_TOKENS
+                if (end - first == 1 or rows * tokens <= TOKEN_BUDGET) and total < cost[end]:
+                    cost[end], start[end] = total, first
+        cuts, end = [], n
+        while end > 0:
+            cuts.append(ascending[start[end] : end])
+            end = start[end]
+        return cuts[::-1]
+
+    rng = np.random.default_rng(max_batch)
+    try:
+        for n in (1, 5, 40, 130):
+            lengths = [int(x) for x in rng.integers(8, 900, n)]
+            ascending = sorted(range(n), key=lengths.__getitem__)
+            assert runner._pack(ascending, lengths) == every_size(ascending, lengths)
+    finally:
+        runner.graphs = None
 
 
 def test_stream_yields_first_sentence_before_the_rest(joe_cpu):

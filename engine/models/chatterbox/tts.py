@@ -157,7 +157,8 @@ class ChatterboxTTS:
             return embed_voice(self.model, wav, sr).tensors()
 
     def synthesize(self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes,
-                   cancelled: Callable[[], bool] = lambda: False) -> Iterator[torch.Tensor]:
+                   cancelled: Callable[[], bool] = lambda: False, joined: bool = False) -> Iterator[torch.Tensor]:
+        """One sentence at a time, each a fresh waveform (`joined` changes nothing here)."""
         params = sampling_params(options, self.turbo)
         conds = self.voice(options.extra.get("voice_path"))
         if options.seed is not None:

@@ -123,12 +123,13 @@ class PiperTTS:
             normalize=options.normalize,
         )
 
-    def synthesize(self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled=lambda: False) -> Iterator[np.ndarray]:
+    def synthesize(self, segments: Iterable[Segment], options: SynthesisOptions, times: StageTimes, cancelled=lambda: False,
+                   joined: bool = False) -> Iterator[np.ndarray]:
         """Finished audio per segment (see `finishes_audio`)."""
         params = self.params(options)
         self.ensure_on_device()
         items = ((s.tokens, pause_samples(s, self.sample_rate)) for s in segments)
-        for _, audio in self.runner.run(items, params, times, cancelled, ready=getattr(segments, "ready", None)):
+        for _, audio in self.runner.run(items, params, times, cancelled, ready=getattr(segments, "ready", None), joined=joined):
             yield audio
 
     # ---- optimization ----
