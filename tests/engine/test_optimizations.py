@@ -242,6 +242,21 @@ def test_a_batched_call_lays_its_audio_out_once_every_length_is_known(joe_cpu, m
     np.testing.assert_array_equal(np.concatenate([c.audio for c in streamed]), per_batch)
 
 
+def test_a_call_that_handed_out_most_of_its_audio_joins_it_by_copying(joe_cpu, monkeypatch):
+    """Sentences of equal length go out in order as their batches finish: by the last stage B
+    most of the audio is the caller's already, so none is laid out (copying it in would outlast
+    that stage) and joining copies once, as without a layout."""
+    text = " ".join(f"Sentence number {n} is here." for n in range(12))
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
+    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+    per_batch = wrapper.generate(text, SEEDED).audio
+    monkeypatch.setattr(joe_cpu.runner, "defer_stage_b", True)
+    chunks = []
+    result = wrapper.generate(text, SEEDED, on_chunk=chunks.append)
+    assert not any(np.shares_memory(c.audio, result.audio) for c in chunks)
+    np.testing.assert_array_equal(result.audio, per_batch)
+
+
 def test_stage_times_leave_out_the_consumer(joe_cpu, monkeypatch):
     """Stage B of a batch starts after later batches' stage A and the caller's handling of
     earlier audio: its laps start at stage B, so none of that is counted as flow or decoder.

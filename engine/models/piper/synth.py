@@ -255,16 +255,21 @@ class Joined:
         return self.audio[self.offsets[index] : self.offsets[index + 1]]
 
     @classmethod
-    def ahead(cls, count: int, handed: Sequence[np.ndarray], done: dict[int, np.ndarray], in_flight: Sequence["InFlight"]) -> "Joined":
+    def ahead(cls, count: int, handed: Sequence[np.ndarray], done: dict[int, np.ndarray], in_flight: Sequence["InFlight"]) -> "Joined | None":
         """Lay out all sentences: those handed out (copied in; the caller keeps its own arrays),
         those finished (moved in: `done` then holds the placed views) and those still in flight
-        (their places touched now, so that their page faults are not paid after the GPU)."""
+        (their places touched now, so that their page faults are not paid after the GPU). None
+        when more audio was handed out already than is left (a text of several windows): copying
+        it in would outlast the last stage B, and `join_audio` would then compare it again."""
         sizes = [len(a) for a in handed] + [0] * (count - len(handed))
         for index, audio in done.items():
             sizes[index] = len(audio)
         for batch in in_flight:
             for index, size in zip(batch.indices, batch.sizes()):
                 sizes[index] = size
+        early = sum(sizes[: len(handed)])
+        if early > sum(sizes) - early:
+            return None
         layout = cls(sizes)
         jobs: list[tuple[np.ndarray, np.ndarray | float]] = [(layout.place(i), audio) for i, audio in enumerate(handed)]
         for index, audio in done.items():
