@@ -5,16 +5,16 @@ smaller graphs lets the GPU start while the host still launches the rest.
 
 A chain of small elementwise kernels (the size of stage A's at one sentence) is captured as
 `pieces` graphs in one memory pool; from an idle GPU each way is timed: the host's launch calls
-and replay to completion (medians of 50).
+and replay to completion (medians of 50; `stage_bench.launch_and_latency`).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+
+from stage_bench import launch_and_latency
 
 
 def capture_chain(x: torch.Tensor, kernels: int, pieces: int) -> list[torch.cuda.CUDAGraph]:
@@ -31,20 +31,6 @@ def capture_chain(x: torch.Tensor, kernels: int, pieces: int) -> list[torch.cuda
     return graphs
 
 
-def timed(graphs: list[torch.cuda.CUDAGraph], repeats: int = 50) -> tuple[float, float]:
-    launches, totals = [], []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for graph in graphs:
-            graph.replay()
-        launched = time.perf_counter()
-        torch.cuda.synchronize()
-        launches.append(launched - start)
-        totals.append(time.perf_counter() - start)
-    return statistics.median(launches) * 1e3, statistics.median(totals) * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kernels", type=int, default=600)
@@ -58,8 +44,8 @@ def main() -> None:
     print(f"{2 * (args.kernels // 2)} kernels of {args.size} floats ({torch.cuda.get_device_name()}, torch {torch.__version__})")
     for pieces in (int(p) for p in args.pieces.split(",")):
         graphs = capture_chain(x, args.kernels // 2, pieces)
-        timed(graphs, 5)
-        launch, total = timed(graphs)
+        launch_and_latency(graphs, 5)
+        launch, total = launch_and_latency(graphs, 50)
         print(f"  {pieces:3d} graph(s): host launch {launch:.3f} ms, launch to completion {total:.3f} ms")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Sequence
 
 import torch
 
@@ -35,14 +36,15 @@ def replay_ms(graph: torch.cuda.CUDAGraph, replays: int) -> float:
     return statistics.median(laps)
 
 
-def launch_and_latency(graph: torch.cuda.CUDAGraph, repeats: int = 20) -> tuple[float, float]:
-    """From an idle GPU: host time of `replay()` alone (the GPU cannot start a graph before its
-    launch returns) and replay to completion, both medians in ms."""
+def launch_and_latency(graphs: Sequence[torch.cuda.CUDAGraph], repeats: int = 20) -> tuple[float, float]:
+    """From an idle GPU: host time of the graphs' `replay()` calls (the GPU cannot start a graph
+    before its launch returns) and replay to completion, both medians in ms."""
     launches, latencies = [], []
     for _ in range(repeats):
         torch.cuda.synchronize()
         start = time.perf_counter()
-        graph.replay()
+        for graph in graphs:
+            graph.replay()
         launched = time.perf_counter()
         torch.cuda.synchronize()
         launches.append(launched - start)
@@ -78,7 +80,7 @@ def main() -> None:
         del graphs.run
     torch.cuda.synchronize()
     cost = {key: replay_ms(graphs.graphs[key].graph, args.replays) for key in dict.fromkeys(order) if key in graphs.graphs}
-    idle = {key: launch_and_latency(graphs.graphs[key].graph) for key in cost}
+    idle = {key: launch_and_latency([graphs.graphs[key].graph]) for key in cost}
     eager = [key for key in order if key not in cost]
     print(f"{args.text}, Max speed{' compiled' if args.compile else ' without compile'}: {len(order)} stage runs, "
           f"{len(cost)} graphs timed alone ({args.replays} replays, median of 5)")

@@ -220,18 +220,25 @@ def test_a_run_left_unfinished_returns_its_buffers(joe_cpu, monkeypatch, stop):
     assert optimizer.pool.stats.outstanding == 0
 
 
+def joined_in_the_gpus_order(model, monkeypatch, text):
+    """`text` through batches of two: once in the CPU's order (each stage B at once), then in
+    the GPU's (stage B deferred), collecting the second call's chunks."""
+    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
+    wrapper = OptimizedTTSWrapper(model, AdvancedTTSOptimizer(cfg, "cpu"))
+    per_batch = wrapper.generate(text, SEEDED).audio
+    monkeypatch.setattr(model.runner, "defer_stage_b", True)
+    chunks = []
+    result = wrapper.generate(text, SEEDED, on_chunk=chunks.append)
+    return wrapper, per_batch, chunks, result
+
+
 def test_a_batched_call_lays_its_audio_out_once_every_length_is_known(joe_cpu, monkeypatch):
     """In the GPU's order (stage B deferred), once the last stage B is queued the call's audio
     is laid out in one array: the sentences handed out before are copied to its head, those
     finished are moved in, the batches still running write into their places, and joining
     returns that array without a copy. The samples are those of the per-batch path."""
     text = " ".join(f"Sentence number {n} is here{', and it goes on for a good while longer than the rest' * (n == 1)}." for n in range(7))
-    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
-    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
-    per_batch = wrapper.generate(text, SEEDED).audio
-    monkeypatch.setattr(joe_cpu.runner, "defer_stage_b", True)
-    chunks = []
-    result = wrapper.generate(text, SEEDED, on_chunk=chunks.append)
+    wrapper, per_batch, chunks, result = joined_in_the_gpus_order(joe_cpu, monkeypatch, text)
     assert len(chunks) == 7
     assert chunks[0].audio.base is not result.audio, "the first sentence was handed out before the layout"
     assert all(c.audio.base is result.audio for c in chunks[1:]), "moved in or written in place"
@@ -246,13 +253,7 @@ def test_a_call_that_handed_out_most_of_its_audio_joins_it_by_copying(joe_cpu, m
     """Sentences of equal length go out in order as their batches finish: by the last stage B
     most of the audio is the caller's already, so none is laid out (copying it in would outlast
     that stage) and joining copies once, as without a layout."""
-    text = " ".join(f"Sentence number {n} is here." for n in range(12))
-    cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=2)
-    wrapper = OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
-    per_batch = wrapper.generate(text, SEEDED).audio
-    monkeypatch.setattr(joe_cpu.runner, "defer_stage_b", True)
-    chunks = []
-    result = wrapper.generate(text, SEEDED, on_chunk=chunks.append)
+    _, per_batch, chunks, result = joined_in_the_gpus_order(joe_cpu, monkeypatch, " ".join(f"Sentence number {n} is here." for n in range(12)))
     assert not any(np.shares_memory(c.audio, result.audio) for c in chunks)
     np.testing.assert_array_equal(result.audio, per_batch)
 
