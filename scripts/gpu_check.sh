@@ -58,6 +58,7 @@ if [[ $what == host || $what == all ]]; then  # where the wall time goes besides
   python3 scripts/lanes_probe.py >"$OUT/lanes-probe.txt" 2>&1 || status=1
   python3 scripts/host_tail_probe.py >"$OUT/host-tail.txt" 2>&1 || status=1
   python3 scripts/graph_launch_probe.py >"$OUT/graph-launch.txt" 2>&1 || status=1
+  [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
 fi
 if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"

@@ -170,6 +170,13 @@ def test_batches_take_sentences_only_as_needed(joe_cpu):
     assert next(batches) == [0] and taken == [0]
     next(batches)
     assert len(taken) == 1 + 4 * 4  # the first window: WINDOW_BATCHES × max_batch sentences
+    taken.clear()
+    joe_cpu.runner.window_size = lambda number: (1, 4, 9)[min(number, 2)]  # what window_probe.py tries
+    try:
+        windows = [sorted(i for b in w for i in b) for w in joe_cpu.runner.windows(lengths())]
+    finally:
+        del joe_cpu.runner.window_size
+    assert [len(w) for w in windows] == [1, 4, 9, 9, 9, 8] and sum(windows, []) == list(range(40))
 
 
 def test_batches_overlap_across_windows_when_sentences_are_ready(joe_cpu, monkeypatch):

@@ -366,16 +366,17 @@ class PiperRunner:
         one sentence at a time."""
         source = iter(lengths)
         known: list[int] = []
-        size = 1
-        while window := list(islice(source, size)):
+        number = 0
+        while window := list(islice(source, self.window_size(number))):
             first = len(known)
             known.extend(window)
             indices = range(first, len(known))
-            if self.batching:
-                yield self._pack(sorted(indices, key=known.__getitem__), known)
-                size = WINDOW_BATCHES * self.max_batch
-            else:
-                yield [[i] for i in indices]
+            yield self._pack(sorted(indices, key=known.__getitem__), known) if self.batching else [[i] for i in indices]
+            number += 1
+
+    def window_size(self, number: int) -> int:
+        """Sentences in window `number` (see `windows`; `scripts/window_probe.py` tries others)."""
+        return 1 if number == 0 else WINDOW_BATCHES * self.max_batch
 
     def _pack(self, ascending: list[int], lengths: Sequence[int]) -> list[list[int]]:
         """Cut the length-sorted sentences into consecutive batches that minimise padded tokens plus
