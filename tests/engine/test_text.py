@@ -28,6 +28,29 @@ def test_normalize_keeps_paragraph_breaks_and_applies_nfc():
     assert normalize_text("Cafe\u0301.\r\n\r\n\r\nNext") == "Caf\u00e9.\n\nNext"
 
 
+def test_normalize_skips_passes_with_nothing_to_do_and_gives_what_the_full_passes_give():
+    """Cleaning and collapsing run only when the text needs them (a chapter is normalised before
+    its first sentence is phonemized); the result is always that of every pass, line by line."""
+    import random
+    import re
+    import unicodedata
+
+    from engine.text.normalize import _BLANK_LINES, _CLEAN
+
+    spaces = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+    def every_pass(text):
+        text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n")).translate(_CLEAN)
+        return "\n".join(spaces.sub(" ", line).strip() for line in _BLANK_LINES.sub("\n\n", text).split("\n")).strip()
+
+    pieces = ["a", "B", " ", "  ", "\t", "\u00a0", "\u2003", "\u200a", "\u200b", "\u3000", "\n", "\r\n", "\r", "\u2028",
+              "\u1680", "\x85", "\f", "\v", "\u202f", "e\u0301", "\U0001F600", "\x00", "\u200d", ".", "\n\n \n"]
+    rng = random.Random(7)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert normalize_text(text) == every_pass(text), repr(text)
+
+
 def test_normalize_rejects_non_string_and_huge_text():
     with pytest.raises(InputError, match="must be a string"):
         normalize_text(b"bytes")
