@@ -92,6 +92,8 @@ class Cell:
     graphs: int = 0
     capture_s: float = 0.0
     compile_s: float = 0.0
+    compile_by_shape: dict[str, float] = field(default_factory=dict)
+    """Each stage shape's first compiled call (the setup split: run AN spent 171 of 174 s there)."""
     samples: int = 0
     ref_samples: int = 0
     snr_db: float | None = None
@@ -124,6 +126,7 @@ class Cell:
             "graphs": self.graphs,
             "capture_s": round(self.capture_s, 3),
             "compile_s": round(self.compile_s, 3),
+            "compile_by_shape": {shape: round(seconds, 3) for shape, seconds in self.compile_by_shape.items()},
             "samples": self.samples,
             "same_length": self.samples == self.ref_samples if self.ref_samples else None,
             "snr_db": None if self.snr_db is None else round(self.snr_db, 2),
@@ -231,7 +234,9 @@ def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: st
     cell.steady_vram_bytes = runtime.memory_snapshot(model.device)["reserved"]
     cell.graphs = stats["graphs"]["count"]
     cell.capture_s = stats["graphs"]["capture_s"]
-    cell.compile_s = sum(stats["model"].get("compile_s", {}).values()) if isinstance(stats["model"].get("compile_s"), dict) else 0.0
+    by_shape = stats["model"].get("compile_s")
+    cell.compile_by_shape = dict(by_shape) if isinstance(by_shape, dict) else {}
+    cell.compile_s = sum(cell.compile_by_shape.values())
     cell.fallbacks = stats["fallbacks"]
     cell.sdpa_backend = str(stats["model"].get("sdpa_backend", ""))
     if reference is not None:

@@ -31,6 +31,7 @@ def test_a_finished_run_writes_every_cell_with_its_parity_against_eager(tmp_path
     assert (eager["config"], bf16["config"]) == ("eager_fp32", "bf16")
     assert eager["text"] == "short" and eager["audio_s"] > 0.5
     assert bf16["same_length"] is True and bf16["snr_db"] > 10
+    assert eager["compile_by_shape"] == {} and eager["compile_s"] == 0, "nothing compiled: the setup split is empty"
     assert "partial" not in (tmp_path / "out" / "bench.md").read_text()
 
 
