@@ -18,12 +18,20 @@ _TITLES = {
 # these may also end a sentence ("… and so on, etc. Then …"): their period stays when it does
 _LATIN = {"vs": "versus", "etc": "et cetera", "approx": "approximately", "dept": "department", "sr": "Senior", "jr": "Junior"}
 
-_TITLE = re.compile(r"\b(" + "|".join(_TITLES) + r")\.(?=\s)", re.IGNORECASE)
+
+
+def _any_case(words) -> str:
+    """An alternation of `words` in any ASCII case. Not re.IGNORECASE: that also folds "ſ" to
+    "s" and "K" (Kelvin) to "k", and "Mrſ." then matched a title that is not in the table."""
+    return "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word) for word in words)
+
+
+_TITLE = re.compile(rf"\b({_any_case(_TITLES)})\.(?=\s)")
 _SAINT = re.compile(r"\bSt\.(?=\s+[A-Z])")
 _STREET = re.compile(r"\bSt\.")
 _NUMBER = re.compile(r"\bNo\.(?=\s*\d)")
-_LATIN_RE = re.compile(r"\b(" + "|".join(_LATIN) + r")\.", re.IGNORECASE)
-_IE_EG = re.compile(r"\b(i\.e|e\.g)\.", re.IGNORECASE)
+_LATIN_RE = re.compile(rf"\b({_any_case(_LATIN)})\.")
+_IE_EG = re.compile(rf"\b({_any_case(['i.e', 'e.g'])})\.")
 
 
 def _ends_sentence(text: str, end: int) -> bool:

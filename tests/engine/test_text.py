@@ -94,6 +94,7 @@ def test_split_chunks_bounds_size_and_keeps_all_text():
         ("Apples, pears, etc. Then we left with Martin Luther King Jr. today.", "Apples, pears, et cetera. Then we left with Martin Luther King Junior today."),
         ("Cheap, i.e. good; e.g. this.", "Cheap, that is good; for example this."),
         ("The drum. Dr.Who", "The drum. Dr.Who"),
+        ("Mr. and Mr\u017f. Smith, v\u017f. \u0131.e. them", "Mister and Mr\u017f. Smith, v\u017f. \u0131.e. them"),  # letters that only fold to ASCII
     ],
 )
 def test_english_abbreviations_are_spelled_out(text, expected):
@@ -117,7 +118,7 @@ def test_abbreviation_rules_run_only_where_their_abbreviation_occurs_with_the_sa
         return ab._IE_EG.sub(lambda m: "that is" if m.group(1).lower() == "i.e" else "for example", text)
 
     pieces = ["Dr.", "dr.", "MRS.", "Mr", "St.", "st.", "No.", "no.", "NO.", "5", "vs.", "ETC.", "etc", "Jr.", "i.e.", "E.G.",
-              "e.g", "Prof.", "Fr.", " ", " ", " ", "Smith", "the", ".", ",", "\n\n", "Then", "Approx."]
+              "e.g", "Prof.", "Fr.", " ", " ", " ", "Smith", "the", ".", ",", "\n\n", "Then", "Approx.", "Mr\u017f.", "\u212a", "\u0130.e."]
     rng = random.Random(11)
     for _ in range(5000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
