@@ -5,6 +5,7 @@ bandwidth, not by one core (1.7× faster with two threads on the 2-core CI machi
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
@@ -14,6 +15,7 @@ THREADS = max(1, min(8, os.cpu_count() or 1))
 PARALLEL_SAMPLES = 1 << 20
 """Fewer samples in all are copied on the calling thread: handing off costs more than the copy."""
 _pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
 def copy_all(jobs: Sequence[tuple[np.ndarray, np.ndarray | float]]) -> None:
@@ -36,6 +38,7 @@ def copy_all(jobs: Sequence[tuple[np.ndarray, np.ndarray | float]]) -> None:
     if threads <= 1:
         copy([job for group in groups for job in group])
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="tts-copy")
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="tts-copy")
     list(_pool.map(copy, groups))

@@ -144,6 +144,9 @@ class OptimizedTTSWrapper:
         self._peak = runtime.memory_snapshot(self.model.device)["peak"]
 
     def generate(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, on_chunk: Callable[[AudioChunk], None] | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> SynthesisResult:
+        """The whole text's audio in one array; `on_chunk` sees each sentence as it is ready. The
+        result may share memory with those chunks (a model that lays the call's audio out in one
+        array hands out views of it): copy a chunk before changing it in place."""
         chunks = []
         for chunk in self._chunks(text, _options(options, kw), cancel, segments, joined=True):
             chunks.append(chunk.audio)
@@ -211,15 +214,17 @@ def _laid_out(chunks: Sequence[np.ndarray]) -> np.ndarray | None:
     audio out in one array once every length is known (`synth.Joined`), and copies the sentences
     it handed out before that to the array's head, where they are checked here."""
     whole = chunks[-1].base
-    if not isinstance(whole, np.ndarray) or whole.ndim != 1 or whole.dtype != np.float32 or not whole.flags.c_contiguous:
+    if not isinstance(whole, np.ndarray) or whole.ndim != 1 or whole.dtype != np.float32 or not whole.flags.c_contiguous or not whole.flags.writeable:
         return None
     start, offset = whole.__array_interface__["data"][0], 0
     for chunk in chunks:
         end = offset + len(chunk)
+        if chunk.dtype != whole.dtype or chunk.ndim != 1:
+            return None
         if chunk.base is whole:
             if chunk.__array_interface__["data"][0] != start + offset * whole.itemsize or chunk.strides != whole.strides:
                 return None
-        elif end > len(whole) or not np.array_equal(chunk, whole[offset:end]):
+        elif end > len(whole) or not np.array_equal(chunk.view(np.uint32), whole[offset:end].view(np.uint32)):  # bit for bit: -0.0 too
             return None
         offset = end
     return whole if offset == len(whole) else None

@@ -89,7 +89,7 @@ def test_audio_already_laid_out_end_to_end_is_joined_without_a_copy():
     assert join_audio([whole[:4], whole[4:]]) is whole
 
 
-@pytest.mark.parametrize("case", ["head differs", "gap", "out of order", "short of the end", "reversed view"])
+@pytest.mark.parametrize("case", ["head differs", "gap", "out of order", "short of the end", "reversed view", "other dtype", "sign of zero"])
 def test_chunks_not_laid_out_end_to_end_are_copied(case):
     from engine.wrapper import join_audio
 
@@ -100,7 +100,10 @@ def test_chunks_not_laid_out_end_to_end_are_copied(case):
         "out of order": [whole[5:], whole[:5]],
         "short of the end": [whole[:4], whole[4:9]],
         "reversed view": [whole[:5], whole[9:4:-1]],
+        "other dtype": [whole[:5], whole[5:].view(np.int32)],
+        "sign of zero": [-np.zeros(1, np.float32), whole[1:]],
     }[case]
     joined = join_audio(chunks)
     assert joined is not whole and not np.shares_memory(joined, whole)
-    np.testing.assert_array_equal(joined, np.concatenate(chunks))
+    np.testing.assert_array_equal(joined, np.concatenate(chunks).astype(np.float32))
+    assert np.signbit(joined).tolist() == np.signbit(np.concatenate(chunks)).tolist()
