@@ -2,7 +2,7 @@
 # Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
 # Results land under $OUT (the device tool brings that folder back).
 #
-#   scripts/gpu_check.sh [tests|bench|profile|host|kernels|chatterbox|ab|all]     (default: all)
+#   scripts/gpu_check.sh [tests|bench|profile|host|probes|kernels|chatterbox|ab|all]     (default: all)
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
 # one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel
@@ -59,6 +59,11 @@ if [[ $what == host || $what == all ]]; then  # where the wall time goes besides
   python3 scripts/host_tail_probe.py >"$OUT/host-tail.txt" 2>&1 || status=1
   python3 scripts/graph_launch_probe.py >"$OUT/graph-launch.txt" 2>&1 || status=1
   [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
+fi
+if [[ $what == probes ]]; then  # the quick host-side experiments alone (~3 minutes, no compile)
+  [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
+  python3 scripts/host_tail_probe.py >"$OUT/host-tail.txt" 2>&1 || status=1
+  python3 scripts/stage_bench.py --text medium >"$OUT/stage-bench-medium.txt" 2>&1 || status=1
 fi
 if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"
