@@ -155,6 +155,20 @@ def test_batching_is_one_forward_for_many_sentences(joe_cpu):
     assert all(max(b) - min(b) < 8 for b in plan[1:])
 
 
+def test_without_batching_each_sentence_is_taken_when_its_turn_comes(joe_cpu):
+    OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), "cpu"))
+    assert not joe_cpu.runner.batching
+    taken = []
+
+    def lengths():
+        for i in range(10):
+            taken.append(i)
+            yield 50
+
+    batches = chain.from_iterable(joe_cpu.runner.windows(lengths()))
+    assert [next(batches) for _ in range(3)] == [[0], [1], [2]] and taken == [0, 1, 2]
+
+
 def test_batches_take_sentences_only_as_needed(joe_cpu):
     """A window waits only for its own sentences, so a text front end still running is not waited for."""
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), batch_preprocessing=True, max_batch_size=4)

@@ -376,7 +376,7 @@ class PiperRunner:
 
     def window_size(self, number: int) -> int:
         """Sentences in window `number` (see `windows`; `scripts/window_probe.py` tries others)."""
-        return 1 if number == 0 else WINDOW_BATCHES * self.max_batch
+        return WINDOW_BATCHES * self.max_batch if self.batching and number > 0 else 1
 
     def _pack(self, ascending: list[int], lengths: Sequence[int]) -> list[list[int]]:
         """Cut the length-sorted sentences into consecutive batches that minimise padded tokens plus
