@@ -9,21 +9,16 @@ Why: each captured stage timed alone sums to less than the call with both lanes
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 
-from profiling import OPTIONS, max_speed_wrapper, segments
+from profiling import OPTIONS, interleaved_arguments, max_speed_wrapper, segments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--text", default="chapter")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = interleaved_arguments(__doc__)
     args = parser.parse_args()
     wrapper = max_speed_wrapper(args.compile)
     runner = wrapper.model.runner

@@ -3,6 +3,7 @@ texts as precomputed phoneme ids (the GPU machine has no espeak)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -28,3 +29,13 @@ def segments(text: str) -> list[Segment]:
 def warm(wrapper: OptimizedTTSWrapper, text_segments: list[Segment], calls: int) -> None:
     for _ in range(calls):
         wrapper.generate("", OPTIONS, segments=text_segments)
+
+
+def interleaved_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of the probes that alternate variants within one process, rounds interleaved."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--text", default="chapter")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser

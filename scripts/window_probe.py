@@ -10,22 +10,17 @@ Each schedule lists the sentences per window; the last size repeats.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 
 from engine.bench import espeak_workers_up, load_text
-from profiling import OPTIONS, max_speed_wrapper
+from profiling import OPTIONS, interleaved_arguments, max_speed_wrapper
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--text", default="chapter")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = interleaved_arguments(__doc__)
     parser.add_argument("--schedules", default="1,128;1,32,128;1,64,128")
     args = parser.parse_args()
     wrapper = max_speed_wrapper(args.compile)
