@@ -86,6 +86,9 @@ class Cell:
     audio_s: float = 0.0
     wall_s: list[float] = field(default_factory=list)
     first_audio_s: list[float] = field(default_factory=list)
+    front_end_s: list[float] = field(default_factory=list)
+    """The text front end's own time per call, and how long the call waited for it (text mode)."""
+    front_end_waited_s: list[float] = field(default_factory=list)
     peak_vram_bytes: int = 0
     steady_vram_bytes: int = 0
     setup_s: float = 0.0
@@ -120,6 +123,8 @@ class Cell:
             "chars_per_s": self.chars / med if med else None,
             "words_per_s": self.words / med if med else None,
             "first_audio_s": statistics.median(self.first_audio_s) if self.first_audio_s else None,
+            "front_end_s": statistics.median(self.front_end_s) if self.front_end_s else None,
+            "front_end_waited_s": statistics.median(self.front_end_waited_s) if self.front_end_waited_s else None,
             "peak_vram_mb": round(self.peak_vram_bytes / 2**20, 1),
             "steady_vram_mb": round(self.steady_vram_bytes / 2**20, 1),
             "setup_s": round(self.setup_s, 3),
@@ -225,6 +230,9 @@ def run_cell(model, name: str, cfg: OptimizationConfig, text_name: str, text: st
         result = wrapper.generate(text, options, segments=segments)
         cell.wall_s.append(result.timings.total_s + phonemize_s)
         cell.first_audio_s.append(result.timings.first_audio_s + phonemize_s)
+        given = segments is not None  # then the front end ran elsewhere and took `phonemize_s`
+        cell.front_end_s.append(phonemize_s if given else result.timings.phonemize_s)
+        cell.front_end_waited_s.append(phonemize_s if given else result.timings.total_s - result.timings.model_s)
         audio = result.audio
     cell.segments = result.segments
     stats = optimizer.get_stats()

@@ -32,6 +32,8 @@ def test_a_finished_run_writes_every_cell_with_its_parity_against_eager(tmp_path
     assert eager["text"] == "short" and eager["audio_s"] > 0.5
     assert bf16["same_length"] is True and bf16["snr_db"] > 10
     assert eager["compile_by_shape"] == {} and eager["compile_s"] == 0, "nothing compiled: the setup split is empty"
+    assert 0 < eager["front_end_s"] <= eager["median_s"], "a short text: one espeak call inside each timed call"
+    assert eager["front_end_waited_s"] == pytest.approx(eager["front_end_s"], rel=0.5), "nothing overlaps a short text's front end"
     assert "partial" not in (tmp_path / "out" / "bench.md").read_text()
 
 
