@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections import defaultdict
 from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.profiler import ProfilerActivity, profile
 
 from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper, load_model
 from engine.config import SynthesisOptions
@@ -39,3 +44,23 @@ def interleaved_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     return parser
+
+
+def kernel_table(run: Callable[[], object], rows: int) -> str:
+    """The GPU kernels of one `run()` (after one unprofiled run), grouped by name: count and
+    device time, the `rows` largest."""
+    run()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        run()
+        torch.cuda.synchronize()
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            totals[event.name][0] += 1
+            totals[event.name][1] += event.device_time_total / 1000
+    count, total = sum(n for n, _ in totals.values()), sum(ms for _, ms in totals.values())
+    lines = [f"   {count} kernels, {total:.3f} ms device time"]
+    for name, (n, ms) in sorted(totals.items(), key=lambda kv: -kv[1][1])[:rows]:
+        lines.append(f"   {ms:8.3f} ms {n:5d}×  {name[:160]}")
+    return "\n".join(lines)

@@ -8,37 +8,17 @@ alone and of the whole stage, compiled or not, and the kernels of one call group
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
 
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from engine.models.piper.model import use_gemm_convs
 from engine.models.piper.pipeline import load_piper
 from engine.precision import exact_fp32
 
 from kernel_bench import graph_time
+from profiling import kernel_table
 
 SHAPES = ((1, 416), (16, 256))
-
-
-def kernel_table(fn, rows: int) -> str:
-    fn()
-    torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize()
-    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    for event in prof.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            totals[event.name][0] += 1
-            totals[event.name][1] += event.device_time_total / 1000
-    count = sum(n for n, _ in totals.values())
-    total = sum(ms for _, ms in totals.values())
-    lines = [f"   {count} kernels, {total:.3f} ms device time"]
-    for name, (n, ms) in sorted(totals.items(), key=lambda kv: -kv[1][1])[:rows]:
-        lines.append(f"   {ms:8.3f} ms {n:5d}×  {name[:110]}")
-    return "\n".join(lines)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 """Each captured stage of a Max-speed call timed alone, against the call: how much of the call the
 two lanes' work would take if they overlapped perfectly, and which lane bounds it.
 
-    python3 scripts/stage_bench.py [--text chapter] [--compile] [--replays 20]
+    python3 scripts/stage_bench.py [--text chapter] [--compile] [--replays 20] [--kernels 30]
+
+With `--kernels N`, each stage's graphs are replayed once more under the profiler and their
+kernels grouped by name, summed over the call's batches: the N largest per stage.
 
 One call is run with the graph runner recording which captured graph each batch replays; then
 each of those graphs is replayed alone (CUDA events around `--replays` replays, median of five
@@ -20,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from profiling import OPTIONS, max_speed_wrapper, segments
+from profiling import OPTIONS, kernel_table, max_speed_wrapper, segments
 
 
 def replay_ms(graph: torch.cuda.CUDAGraph, replays: int) -> float:
@@ -57,6 +60,7 @@ def main() -> None:
     parser.add_argument("--text", default="chapter")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--replays", type=int, default=20)
+    parser.add_argument("--kernels", type=int, default=0, help="print each stage's N largest kernels")
     args = parser.parse_args()
     wrapper = max_speed_wrapper(args.compile)
     text_segments = segments(args.text)
@@ -99,6 +103,10 @@ def main() -> None:
           f"one after the other {sum(a) + sum(b):.2f} ms, lanes overlapped at best {bound:.2f} ms")
     print(f"the call: median {statistics.median(walls) * 1e3:.2f} ms of 10 (ids given, no front end)"
           + (f"; {len(eager)} stage runs were not captured" if eager else ""))
+    for stage in ("A", "B") if args.kernels else ():
+        print(f"\nstage {stage}, one replay of each of its graphs in the call:")
+        stage_graphs = [graphs.graphs[k].graph for k in order if k in cost and k[0] == stage]
+        print(kernel_table(lambda: [graph.replay() for graph in stage_graphs], args.kernels))
 
 
 if __name__ == "__main__":
