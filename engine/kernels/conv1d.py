@@ -81,13 +81,14 @@ def conv1d_kernel(
     stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt, stride_bias,
     slope, scale,
     K: tl.constexpr, DIL: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
-    HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr, ZERO_PAST: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr,
 ):
     """y = act_out(scale · (conv(act(x · mask)) + bias + res + sum)); res/sum/y share y's strides;
-    the bias is per item when stride_bias ≠ 0 (speaker conditioning folded in)."""
+    the bias is per item when stride_bias ≠ 0 (speaker conditioning folded in). Outputs at or past
+    an item's length are zero with ZERO_PAST, else left unwritten (tiles wholly past it skipped)."""
     t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T)
-    if live:  # same-length convolution: outputs past the length are never read
+    if live:
         x_base = x_ptr + b * stride_xb
         acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
         n_ci = tl.cdiv(C_in, BLOCK_CI)
@@ -95,12 +96,18 @@ def conv1d_kernel(
             j = step // n_ci
             ci = (step - j * n_ci) * BLOCK_CI + tl.arange(0, BLOCK_CI)
             acc = _tap_block(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, ci, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT, EXACT)
-        _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale, HAS_BIAS, HAS_RES, HAS_SUM, TANH)
+        _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale,
+                  HAS_BIAS, HAS_RES, HAS_SUM, TANH, valid, ZERO_PAST)
+    elif ZERO_PAST:
+        _epilogue(tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32), b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, 1.0,
+                  False, False, False, False, valid, False)
 
 
 @triton.jit
 def _epilogue(acc, b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale,
-              HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr):
+              HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr, valid=0, ZERO_PAST: tl.constexpr = False):
+    """Stores act_out(scale · (acc + bias + res + sum)) at positions [0, T_out); with ZERO_PAST,
+    zero at positions at or past `valid`."""
     co_ok = co < C_out
     ok = co_ok[:, None] & (t[None, :] >= 0) & (t[None, :] < T_out)
     offs = b * stride_yb + co[:, None] * stride_yc + t[None, :] * stride_yt
@@ -113,6 +120,8 @@ def _epilogue(acc, b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, strid
     acc = acc * scale
     if TANH:
         acc = _tanh(acc)
+    if ZERO_PAST:
+        acc = tl.where(t[None, :] < valid, acc, 0.0)
     tl.store(y_ptr + offs, acc.to(y_ptr.dtype.element_ty), mask=ok)
 
 
@@ -202,6 +211,7 @@ def conv1d(
     num_warps: int | None = None,
     channel_blocks: tuple[int, int] | None = None,
     num_stages: int | None = None,
+    zero_past: bool = False,
     launcher=None,
 ) -> torch.Tensor:
     """Same-length (stride 1) conv of x (B, C_in, T) with `weight` arranged (K, C_out, C_in).
@@ -211,7 +221,8 @@ def conv1d(
     `launcher` is launched in place of `conv1d_kernel`: its `wrap_triton` form, inside a `triton_op`.
     `num_stages` defaults to 3, fewer where the default fp32 tiles would not fit the card's shared
     memory (`FP32_CONV_KB`); a caller choosing other fp32 tiles (`channel_blocks`, a wider `block_t`)
-    should choose the depth with them."""
+    should choose the depth with them. `zero_past` writes zeros at and past each length instead of
+    leaving them unspecified."""
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = t + 2 * padding - dilation * (k - 1)
@@ -236,22 +247,22 @@ def conv1d(
         *x.stride(), *y.stride(), bias.stride(0) if bias is not None and bias.dim() == 2 else 0,
         0.0 if slope is None else slope, scale,
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
-        HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh,
+        HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh, ZERO_PAST=zero_past,
         BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, num_warps=num_warps or warps, num_stages=num_stages,
     )
     return y
 
 
 @triton_op("tts_turbo::exact_conv1d", mutates_args=())
-def exact_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, padding: int, relu: bool) -> torch.Tensor:
+def exact_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, padding: int, relu: bool, zero_past: bool) -> torch.Tensor:
     """`conv1d` as an operator that torch.compile traces without a graph break: same-length conv
     of x (B, C_in, T) with `weight` (K, C_out, C_in) and `bias` (C_out,); inputs at or past
     `lengths[b]` (int32) read as zero and `relu` applies to the masked input. fp32 operands keep
-    fp32 accuracy (three-pass TF32). Returns a new (B, C_out, T) tensor whose values at or past
-    each length are unspecified (possibly NaN): select them away with torch.where, never multiply.
+    fp32 accuracy (three-pass TF32). Returns a new (B, C_out, T) tensor that is zero at or past
+    each length with `zero_past`, else unspecified there (possibly NaN: select, never multiply).
     Tiles of 128 positions measured fastest for the encoder's feed-forward on an H100 (run AF)."""
     traced = wrap_triton(conv1d_kernel)  # named here, where torch looks for the kernels to key its compile caches on
-    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, launcher=traced)
+    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, zero_past=zero_past, launcher=traced)
 
 
 def conv_transpose1d(

@@ -48,7 +48,7 @@ with torch.no_grad():
     report["fused"] = ffn.fuse(True, min_rows=0)
     report["taps shape"] = list(ffn.taps_1.shape) == [3, F, C] and list(ffn.taps_2.shape) == [3, C, F]
     report["taps not saved"] = not any(name.startswith("taps") for name in ffn.state_dict())
-    raw = torch.ops.tts_turbo.exact_conv1d(x, ffn.taps_1, ffn.conv_1.bias, lengths, 1, False)
+    raw = torch.ops.tts_turbo.exact_conv1d(x, ffn.taps_1, ffn.conv_1.bias, lengths, 1, False, False)
     report["raw output past a length is unspecified"] = bool(raw[1, :, 128:].isnan().all())
     got = ffn(x, mask, lengths)
     inside = mask.expand_as(got) > 0
@@ -72,6 +72,22 @@ with torch.no_grad():
     for layer in encoder.ffn_layers:
         layer.fuse(False)
     report["unfused"] = all(layer.taps_1 is None and layer.taps_2 is None for layer in encoder.ffn_layers)
+
+    from engine.models.piper.model import pointwise, use_exact_products
+    conv = randomized(torch.nn.Conv1d(F, C, 1))
+    wide = torch.randn(B, F, T)
+    want = conv(wide)
+    report["one product armed"] = use_exact_products(conv, True, min_rows=0) == 1
+    report["taps not saved"] = "taps" not in conv.state_dict()
+    got = pointwise(conv, wide, lengths)
+    inside = mask.expand_as(got) > 0
+    report["pointwise error"] = rel(got[inside], want[inside])
+    report["pointwise zero past the lengths"] = bool((got[~inside] == 0).all())  # stale NaN memory: the skipped tile too
+    report["pointwise without lengths is plain"] = bool(torch.equal(pointwise(conv, wide, None), want))
+    use_exact_products(conv, True)
+    report["pointwise below min_rows is plain"] = bool(torch.equal(pointwise(conv, wide, lengths), want))
+    report["narrow inputs stay plain"] = use_exact_products(randomized(torch.nn.Conv1d(C, F, 1)), True) == 0
+    report["disarmed"] = use_exact_products(conv, False) == 0 and conv.taps is None
 print(json.dumps(report))
 """
 
@@ -116,6 +132,10 @@ from engine.models.piper.model import RelativeAttention
 ffn = randomized(FFN(C, F, 3))
 ffn.fuse(True, min_rows=0)
 report["feed-forward"] = trace(ffn, "tts_turbo.exact_conv1d", x, mask, lengths)
+from engine.models.piper.model import DDSConv, use_exact_products
+dds = randomized(DDSConv(F, 3, 2))
+use_exact_products(dds, True, min_rows=0)
+report["duration layers"] = trace(dds, "tts_turbo.exact_conv1d", torch.randn(B, F, T), mask, None, lengths)
 attn = randomized(RelativeAttention(C, 2, 4))
 attn.fuse_projections(True)
 attn.use_triton(True)
@@ -176,6 +196,22 @@ with torch.no_grad():
 inside = mask.expand_as(got) > 0
 report["encoder error"] = rel(got[inside], want[inside])
 report["encoder zero past the lengths"] = bool((got[~inside] == 0).all())
+
+from engine.models.piper.model import StochasticDurationPredictor, use_exact_products
+with torch.no_grad():
+    report["encoder products armed"] = use_exact_products(encoder, True, min_rows=0) == 2 * 2  # q/k/v and output per layer
+    got = encoder(x, mask)
+    report["encoder with products error"] = rel(got[inside], want[inside])
+    report["encoder with products zero past the lengths"] = bool((got[~inside] == 0).all())
+    dp = StochasticDurationPredictor(arch).eval()
+    for p in dp.parameters():
+        p.data.normal_(0, 0.3)
+    noise = torch.randn(2, 2, T) * mask
+    want = dp.reverse(x, mask, noise, None)
+    report["duration products armed"] = use_exact_products(dp, True, min_rows=0) == 3 + 3 * 2  # pre, its layer, proj; per spline flow its layer and proj
+    got = dp.reverse(x, mask, noise, None)
+inside = mask.expand_as(got) > 0
+report["duration predictor error"] = rel(got[inside], want[inside])
 print(json.dumps(report))
 """
 
@@ -190,20 +226,22 @@ def _child(script: str, interpret: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_fused_ffn_equals_the_plain_block_at_valid_positions_and_is_zero_past_them():
+def test_fused_ffn_and_products_equal_the_plain_ones_at_valid_positions_and_are_zero_past_them():
     report = _child(INTERPRETED, interpret=True)
-    for name in ("ffn", "encoder"):
+    errors = ("ffn", "encoder", "pointwise error")
+    for name in errors:
         assert isinstance(report[name], float) and report[name] < 1e-5, (name, report[name])
     for name, value in report.items():
-        if name not in ("ffn", "encoder"):
+        if name not in errors:
             assert value is True, name
 
 
 def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
     """No graph break around the operators, and AOT decomposes them into their Triton kernel
-    launches: two for the feed-forward, one for the attention."""
+    launches: two for the feed-forward, one for the attention, one per 1 × 1 product of the
+    duration predictor's layers."""
     report = _child(TRACED, interpret=False)
-    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 1]}
+    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 1], "duration layers": [1, 2, 2]}
 
 
 def test_even_kernels_do_not_fuse():
@@ -230,27 +268,31 @@ def test_fused_kernels_on_cpu_leave_the_feed_forward_plain(joe_cpu):
 
 
 def test_encoder_triton_kernels_that_fail_give_way_to_the_plain_ones_visibly(joe_cpu):
-    """The Triton feed-forward is built at the first batch that reaches its size, after warmup, the
-    Triton attention at the first call: if either cannot build or run there, that call still
-    returns the same audio, and the fallback shows."""
+    """The Triton feed-forward and products are built at the first batch that reaches their size,
+    after warmup, the Triton attention at the first call: if any cannot build or run there, that
+    call still returns the same audio, and the fallback shows."""
     import numpy as np
 
     from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
+    from engine.models.piper.model import use_exact_products
 
     optimizer = AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), joe_cpu.device)
     wrapper = OptimizedTTSWrapper(joe_cpu, optimizer)
     reference = wrapper.generate("A short test.", seed=3).audio
-    encoder = joe_cpu.model.enc_p.encoder
+    model = joe_cpu.model
+    encoder = model.enc_p.encoder
     try:
         for ffn in encoder.ffn_layers:
             ffn.fuse(True, min_rows=0)  # on the CPU their launches fail, as a failed build would on a GPU
         for attn in encoder.attn_layers:
             attn.fuse_projections(True)
             assert attn.use_triton(True)
+        assert use_exact_products(model.enc_p, True, min_rows=0) == 13 and use_exact_products(model.dp, True, min_rows=0) == 17
         audio = wrapper.generate("A short test.", seed=3).audio
         np.testing.assert_allclose(audio, reference, atol=1e-6)
         assert all(ffn.taps_1 is None for ffn in encoder.ffn_layers)
         assert not any(attn.use_kernel for attn in encoder.attn_layers)
+        assert not any(getattr(m, "taps", None) is not None or getattr(m, "qkv_taps", None) is not None for m in model.modules())
         fallbacks = optimizer.get_stats()["fallbacks"]
         assert any(f.startswith("fused_kernels: the encoder's Triton kernels failed (RuntimeError") and f.endswith("run on SDPA and cuBLAS") for f in fallbacks), fallbacks
     finally:
@@ -266,7 +308,7 @@ def test_triton_attention_equals_the_plain_relative_attention_and_is_zero_past_t
     from the window's weights: the reference's function at fp32 rounding, in the interpreter."""
     report = _child(ATTENTION, interpret=True)
     errors = {name: value for name, value in report.items() if name.endswith("error")}
-    assert len(errors) == 4 and all(value < 1e-5 for value in errors.values()), errors
+    assert len(errors) == 6 and all(value < 1e-5 for value in errors.values()), errors
     for name, value in report.items():
         if name not in errors:
             assert value is True, name
@@ -303,7 +345,7 @@ def _engine_kernels(shared: int):
         co, ci, warps = (128, 64, 8) if half else (64, 64, 4)
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "res_ptr", "sum_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         ints = ("C_in", "C_out", "T_in", "T_out", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt")
-        constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128)
+        constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, ZERO_PAST=not half, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128)
         stages = 3 if half else deepest(conv1d.FP32_CONV_KB, shared)
         yield f"conv {dtype}", conv1d.conv1d_kernel, pointers, {n: "i32" for n in (*ints, "stride_bias")} | {"slope": "fp64", "scale": "fp64"}, constants, warps, stages
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "y_ptr")} | {"len_ptr": "*i32"}

@@ -350,3 +350,52 @@ def test_triton_attention_keeps_every_duration(joe_gpu):
         assert len(out) == len(ref), name
         print(f"\nTriton attention, {name}: SNR {snr_db(ref, out):.1f} dB")
         assert snr_db(ref, out) >= 50
+
+
+def test_exact_products_are_fp32_accurate_eager_compiled_and_captured(joe_gpu):
+    """Stage A of a chapter batch (16 × 256 tokens) with the encoder's and duration predictor's
+    1 × 1 products in Triton (`use_exact_products`): against float64, the log-durations and prior
+    means are as accurate as with cuBLAS's fp32 products, and the rounded durations the same as
+    float64's but for a rare token at a rounding edge, eager, compiled and captured."""
+    pytest.importorskip("triton")
+    import copy
+
+    from engine.models.piper.model import use_exact_products
+
+    model = copy.deepcopy(joe_gpu.model).eval()
+    for attn in model.enc_p.encoder.attn_layers:
+        attn.fuse_projections(True)
+    plain = copy.deepcopy(model)
+    reference = copy.deepcopy(model).double()
+    assert use_exact_products(model.enc_p, True) == 13 and use_exact_products(model.dp, True) == 17
+    torch.manual_seed(3)
+    ids = torch.randint(1, model.arch.n_vocab, (16, 256), device="cuda")
+    lengths = torch.randint(100, 257, (16,), device="cuda")
+    lengths[0] = 256
+    noise = torch.randn(16, 2, 256, device="cuda") * 0.8
+
+    def stage_a(m, dtype=torch.float32):
+        def run(ids, lengths):
+            x, m_p, _, mask = m.encode_text(ids, lengths)
+            logw = m.dp.reverse(x, mask, (noise * mask).to(dtype), None)
+            return torch.cat([m_p, logw], dim=1)
+        return run
+
+    with torch.inference_mode(), exact_fp32():
+        want = stage_a(reference, torch.float64)(ids, lengths)
+        cublas = stage_a(plain)(ids, lengths)
+        runs = eager_compiled_captured(stage_a(model), ids, lengths)
+    inside = (torch.arange(256, device="cuda")[None] < lengths[:, None])[:, None].expand_as(want)
+
+    def error(got):
+        return ((got[inside].double() - want[inside]).norm() / want[inside].norm()).item()
+
+    def frames(out):
+        return torch.ceil(torch.exp(out[:, -1].double()))[inside[:, -1]]
+
+    baseline = error(cublas)
+    for name, got in runs.items():
+        moved = int((frames(got) != frames(want)).sum())
+        print(f"\nexact products, {name}: relative error {error(got):.2e} (cuBLAS fp32 {baseline:.2e}), {moved} of {int(inside[:, -1].sum())} durations off float64's")
+        assert error(got) <= 2 * baseline + 1e-7, name
+        assert moved <= 1, name

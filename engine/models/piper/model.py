@@ -58,6 +58,56 @@ def use_gemm_convs(module: nn.Module, on: bool) -> int:
     return count
 
 
+EXACT_MIN_ROWS = 2048
+"""Batch·positions from which the encoder's and duration predictor's fp32 products run in Triton
+(three-pass TF32): on an H100 the feed-forward beat cuBLAS at 16 × 256, lost at 1 × 416."""
+
+
+def mask_counts(mask: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T) mask → (B,) int32 valid positions, as the Triton kernels take them."""
+    return mask.sum(dim=(1, 2)).to(torch.int32)
+
+
+def exact_product(taps: torch.Tensor | None, bias: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor | None, min_rows: int) -> torch.Tensor | None:
+    """The 1 × 1 convolution `taps` (1, C_out, C_in) of x (B, C_in, T) through `exact_conv1d`, zero
+    at and past each item's length, for batches of at least `min_rows` positions; None otherwise.
+    cuBLAS runs these fp32 products on FFMA (TF32 stays off on the duration path, ~4 TFLOP/s at
+    Piper's 192 channels) and over the padding; the Triton kernel multiplies on the tensor cores
+    at fp32 accuracy and skips tiles past each length (a chapter's batches are ~1.6× padded)."""
+    if taps is None or lengths is None or x.shape[0] * x.shape[2] < min_rows:
+        return None
+    return torch.ops.tts_turbo.exact_conv1d(x, taps, bias, lengths, 0, False, True)
+
+
+def pointwise(conv: nn.Conv1d, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """`conv` (1 × 1) of x; through `exact_product` when `use_exact_products` armed it and the
+    batch is large enough (then zero past each length, where `conv` would give its bias)."""
+    y = exact_product(getattr(conv, "taps", None), conv.bias, x, lengths, getattr(conv, "min_rows", 0))
+    return conv(x) if y is None else y
+
+
+def use_exact_products(module: nn.Module, on: bool, min_rows: int = EXACT_MIN_ROWS) -> int:
+    """Arm (or disarm) `pointwise` for every fp32 1 × 1 Conv1d under `module` with ≥ 16 input
+    channels, and the fused q/k/v product of each attention layer in place of its three: tap-major
+    copies of the current weights, not part of the state dict. Returns how many products are armed."""
+    if on:
+        from ...kernels import conv1d  # noqa: F401  registers torch.ops.tts_turbo.exact_conv1d
+    fused = {id(c) for a in module.modules() if isinstance(a, RelativeAttention) and a.qkv_weight is not None for c in (a.conv_q, a.conv_k, a.conv_v)}
+    count = 0
+    for child in module.modules():
+        if isinstance(child, nn.Conv1d) and child.kernel_size == (1,) and child.groups == 1 and child.in_channels >= 16 and id(child) not in fused:
+            armed = on and child.weight.dtype == torch.float32
+            child.register_buffer("taps", child.weight.detach().permute(2, 0, 1).contiguous() if armed else None, persistent=False)
+            child.min_rows = min_rows
+            count += armed
+        elif isinstance(child, RelativeAttention):
+            armed = on and child.qkv_weight is not None and child.qkv_weight.dtype == torch.float32
+            child.qkv_taps = child.qkv_weight[None] if armed else None
+            child.min_rows = min_rows
+            count += armed
+    return count
+
+
 def channels_last_1d(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T) with the same values, stored (B, T, C)."""
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last).squeeze(2)
@@ -164,6 +214,8 @@ class RelativeAttention(nn.Module):
         self.use_kernel = False
         self.register_buffer("qkv_weight", None, persistent=False)
         self.register_buffer("qkv_bias", None, persistent=False)
+        self.register_buffer("qkv_taps", None, persistent=False)
+        self.min_rows = EXACT_MIN_ROWS
 
     def fuse_projections(self, on: bool) -> None:
         """One (3C × C) product for q, k and v instead of three: at a sentence's few hundred tokens
@@ -172,6 +224,7 @@ class RelativeAttention(nn.Module):
         convs = (self.conv_q, self.conv_k, self.conv_v)
         self.qkv_weight = torch.cat([c.weight[:, :, 0] for c in convs]).detach() if on else None
         self.qkv_bias = torch.cat([c.bias for c in convs]).detach() if on else None
+        self.qkv_taps = None  # stale once the weights are rebuilt: `use_exact_products` arms it again
 
     def use_triton(self, on: bool) -> bool:
         """Run the attention as one Triton launch (`kernels.attention`, needs the fused q/k/v
@@ -198,11 +251,13 @@ class RelativeAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, C, T); attn_bias: (B, 1, T, T), 0 where allowed and -1e4 where masked (unused by
         the Triton kernel, which reads `lengths` (B,) int32 instead)."""
-        qkv = None if self.qkv_weight is None else torch.matmul(self.qkv_weight, x) + self.qkv_bias[:, None]
+        qkv = exact_product(self.qkv_taps, self.qkv_bias, x, lengths, self.min_rows)
+        if qkv is None and self.qkv_weight is not None:
+            qkv = torch.matmul(self.qkv_weight, x) + self.qkv_bias[:, None]
         if self.use_kernel and lengths is not None:
             rel_k, rel_v = self.emb_rel_k[0], self.emb_rel_v[0]
             out = torch.ops.tts_turbo.relative_attention(qkv, rel_k, rel_v, lengths, self.n_heads, self.k_channels**-0.5)
-            return self.conv_o(out)
+            return pointwise(self.conv_o, out, lengths)
         if qkv is None:
             q, k, v = (self._heads(conv(x)) for conv in (self.conv_q, self.conv_k, self.conv_v))
         else:
@@ -216,7 +271,7 @@ class RelativeAttention(nn.Module):
         else:
             out = self._plain(q, k, v, rel_logits + attn_bias, self._rel_embeddings(self.emb_rel_v, t))
         b = x.shape[0]
-        return self.conv_o(out.transpose(2, 3).reshape(b, -1, t))
+        return pointwise(self.conv_o, out.transpose(2, 3).reshape(b, -1, t), lengths)
 
     @staticmethod
     def _plain(q, k, v, bias, rel_v) -> torch.Tensor:
@@ -253,9 +308,6 @@ class RelativeAttention(nn.Module):
         return qk + bias_win
 
 
-FUSED_FFN_MIN_ROWS = 2048  # batch·tokens from which the FFN runs in Triton: on an H100 it beat cuBLAS at 16 × 256, lost at 1 × 416
-
-
 class FFN(nn.Module):
     def __init__(self, channels: int, filter_channels: int, kernel_size: int):
         super().__init__()
@@ -263,11 +315,11 @@ class FFN(nn.Module):
         self.pad = (pad, kernel_size - 1 - pad)
         self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size)
         self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size)
-        self.fused_min_rows = FUSED_FFN_MIN_ROWS
+        self.fused_min_rows = EXACT_MIN_ROWS
         self.register_buffer("taps_1", None, persistent=False)
         self.register_buffer("taps_2", None, persistent=False)
 
-    def fuse(self, on: bool, min_rows: int = FUSED_FFN_MIN_ROWS) -> bool:
+    def fuse(self, on: bool, min_rows: int = EXACT_MIN_ROWS) -> bool:
         """Run batches of at least `min_rows` batch·tokens through the Triton convolution
         (`exact_conv1d`: masking and ReLU folded in, fp32-accurate for fp32 weights); smaller ones
         keep the plain path, where cuBLAS is faster. Builds tap-major (K, C_out, C_in) copies of
@@ -290,9 +342,8 @@ class FFN(nn.Module):
 
     def _fused(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         conv = torch.ops.tts_turbo.exact_conv1d
-        h = conv(x, self.taps_1, self.conv_1.bias, lengths, self.pad[0], False)  # inputs past a length read as zero
-        y = conv(h, self.taps_2, self.conv_2.bias, lengths, self.pad[0], True)
-        return torch.where(mask > 0, y, 0.0)  # outputs past a length are unspecified (maybe NaN): select, never multiply
+        h = conv(x, self.taps_1, self.conv_1.bias, lengths, self.pad[0], False, False)  # inputs past a length read as zero
+        return conv(h, self.taps_2, self.conv_2.bias, lengths, self.pad[0], True, True)
 
 
 class Encoder(nn.Module):
@@ -307,8 +358,8 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         kernels = all(attn.use_kernel for attn in self.attn_layers)
         attn_bias = None if kernels else (1.0 - mask.unsqueeze(2) * mask.unsqueeze(-1)) * -1e4  # (B,1,T,T)
-        fused = kernels or any(ffn.taps_1 is not None for ffn in self.ffn_layers)
-        lengths = mask.sum(dim=(1, 2)).to(torch.int32) if fused else None  # (B,)
+        fused = kernels or any(ffn.taps_1 is not None for ffn in self.ffn_layers) or any(attn.qkv_taps is not None for attn in self.attn_layers)
+        lengths = mask_counts(mask) if fused else None
         x = x * mask
         for attn, norm1, ffn, norm2 in zip(self.attn_layers, self.norm_layers_1, self.ffn_layers, self.norm_layers_2):
             x = norm1(x + attn(x, attn_bias, lengths))
@@ -328,7 +379,7 @@ class TextEncoder(nn.Module):
     def forward(self, ids: torch.Tensor, mask: torch.Tensor):
         x = (self.emb(ids) * math.sqrt(self.hidden_channels)).transpose(1, 2)  # (B, C, T)
         x = self.encoder(x, mask)
-        stats = self.proj(x) * mask
+        stats = pointwise(self.proj, x, mask_counts(mask) if getattr(self.proj, "taps", None) is not None else None) * mask
         m, logs = torch.split(stats, self.inter_channels, dim=1)
         return x, m, logs
 
@@ -358,12 +409,13 @@ class DDSConv(nn.Module):
             self.norms_1.append(LayerNorm(channels))
             self.norms_2.append(LayerNorm(channels))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, g: torch.Tensor | None = None, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`lengths` (B,) int32, the mask's counts, lets armed 1 × 1 products skip the padding."""
         if g is not None:
             x = x + g
         for sep, c1, n1, n2 in zip(self.convs_sep, self.convs_1x1, self.norms_1, self.norms_2):
             y = F.gelu(n1(sep(x * mask)))
-            y = F.gelu(n2(c1(y)))
+            y = F.gelu(n2(pointwise(c1, y, lengths)))
             x = x + y
         return x * mask
 
@@ -431,9 +483,9 @@ class ConvFlow(nn.Module):
         self.convs = DDSConv(filter_channels, kernel_size, n_layers)
         self.proj = nn.Conv1d(filter_channels, 3 * num_bins - 1, 1)
 
-    def reverse(self, z: torch.Tensor, mask: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def reverse(self, z: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         z0, z1 = z[:, :1], z[:, 1:]
-        h = self.proj(self.convs(self.pre(z0), mask, g=g)) * mask  # (B, 3K-1, T)
+        h = pointwise(self.proj, self.convs(self.pre(z0), mask, g, lengths), lengths) * mask  # (B, 3K-1, T)
         h = h.unsqueeze(1).permute(0, 1, 3, 2)  # (B, 1, T, 3K-1)
         scale = math.sqrt(self.filter_channels)
         k = self.num_bins
@@ -472,13 +524,14 @@ class StochasticDurationPredictor(nn.Module):
 
     def reverse(self, x: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
         """x: encoder output (B,C,T); noise: (B,2,T) already scaled by noise_w. Returns log-durations."""
-        x = self.pre(x)
+        lengths = mask_counts(mask) if getattr(self.pre, "taps", None) is not None else None
+        x = pointwise(self.pre, x, lengths)
         if g is not None:
             x = x + self.cond(g)
-        h = self.proj(self.convs(x, mask)) * mask
+        h = pointwise(self.proj, self.convs(x, mask, lengths=lengths), lengths) * mask
         z = noise
         for idx in self.REVERSE_SPLINES:
-            z = self.flows[idx].reverse(torch.flip(z, [1]), mask, h)
+            z = self.flows[idx].reverse(torch.flip(z, [1]), mask, h, lengths)
         z = self.flows["0"].reverse(torch.flip(z, [1]), mask)
         return z[:, :1]
 

@@ -16,7 +16,7 @@ from ...errors import brief
 from ...runtime import triton_available
 from ...sdpa import probe_backend
 from ...text import workers
-from .model import FUSED_FFN_MIN_ROWS, use_channels_last_convs, use_gemm_convs
+from .model import EXACT_MIN_ROWS, use_channels_last_convs, use_exact_products, use_gemm_convs
 from .synth import Lanes, PiperRunner
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
         opt.set_stat("sdpa_backend", "Triton relative-position flash attention (fused kernels on)")
     # tap copies of the weights as converted (this runs after convert_model); unfused otherwise
     ffn = sum(layer.fuse(triton) for layer in model.enc_p.encoder.ffn_layers)
+    products = sum(use_exact_products(part, triton) for part in (model.enc_p, model.dp))
     if not on:
         opt.set_stat("fused_kernels", "off")
         return
@@ -141,11 +142,12 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
 
     tts.runner.fused_decoder = FusedGenerator(model.dec)
     tts.runner.fused_flow = FusedFlow(model.flow)
-    ffn_part = f"encoder feed-forward in Triton at ≥ {FUSED_FFN_MIN_ROWS} tokens per batch, " if ffn else ""
+    ffn_part = f"encoder feed-forward in Triton at ≥ {EXACT_MIN_ROWS} tokens per batch, " if ffn else ""
+    products_part = f"{products} fp32 1 × 1 products of the encoder and duration predictor in Triton at ≥ {EXACT_MIN_ROWS} tokens per batch, " if products else ""
     attention_part = "encoder attention in Triton, " if attention else ""
     rest = f"{gemm} convolutions as matrix products, q/k/v as one"
     stage_b = f"Triton flow ({tts.runner.fused_flow.launches} launches) and vocoder ({tts.runner.fused_decoder.launches})"
-    opt.set_stat("fused_kernels", f"{stage_b}, {attention_part}{ffn_part}{rest}")
+    opt.set_stat("fused_kernels", f"{stage_b}, {attention_part}{ffn_part}{products_part}{rest}")
     tts.runner.stats_without_encoder_kernels = {
         "fused_kernels": f"{stage_b}, {rest}; the encoder's Triton kernels failed (see fallbacks)",
         **({"sdpa_backend": sdpa_backend} if attention and sdpa_backend else {}),

@@ -30,7 +30,7 @@ from ...host_copy import copy_all
 from ...noise import check_length, gaussian_fn, segment_key
 from ...precision import exact_fp32
 from ..base import StageTimes
-from .model import PiperVITS
+from .model import PiperVITS, use_exact_products
 
 TOKEN_BUDGET = 8192
 """Most padded tokens in one batched forward: ~18k frames, whose last decoder stage holds
@@ -629,15 +629,18 @@ class PiperRunner:
         encoder = self.model.enc_p.encoder
         ffns = [ffn for ffn in encoder.ffn_layers if ffn.taps_1 is not None]
         attention = [attn for attn in encoder.attn_layers if attn.use_kernel]
-        if not ffns and not attention:
+        products = any(getattr(m, "taps", None) is not None or getattr(m, "qkv_taps", None) is not None for m in self.model.modules())
+        if not ffns and not attention and not products:
             return False
+        for part in (self.model.enc_p, self.model.dp):
+            use_exact_products(part, False)
         for ffn in ffns:
             ffn.fuse(False)
         for attn in attention:
             attn.use_triton(False)
         self._drop_graphs()
         if self.on_fallback is not None:
-            self.on_fallback("fused_kernels", f"the encoder's Triton kernels failed ({brief(exc)}); its attention and feed-forward run on SDPA and cuBLAS")
+            self.on_fallback("fused_kernels", f"the encoder's Triton kernels failed ({brief(exc)}); its attention, feed-forward and products run on SDPA and cuBLAS")
         if self.on_stat is not None:
             for key, value in self.stats_without_encoder_kernels.items():
                 self.on_stat(key, value)
