@@ -59,6 +59,8 @@ if [[ $what == host || $what == all ]]; then  # where the wall time goes besides
   python3 scripts/host_tail_probe.py >"$OUT/host-tail.txt" 2>&1 || status=1
   python3 scripts/graph_launch_probe.py >"$OUT/graph-launch.txt" 2>&1 || status=1
   [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
+  [[ -n $espeak ]] && { python3 scripts/worker_count_probe.py >"$OUT/worker-count.txt" 2>&1 || status=1; }
+  python3 scripts/stage_bench.py --kernels 30 >"$OUT/stage-chapter-kernels.txt" 2>&1 || status=1
 fi
 if [[ $what == probes ]]; then  # the quick host-side experiments alone (~3 minutes, no compile)
   [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
