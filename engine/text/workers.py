@@ -57,10 +57,12 @@ class WorkerDied(RuntimeError):
 
 
 def worker_count() -> int:
-    """One process per physical core but the synthesis thread's, at least one."""
+    """One process per core but the synthesis thread's, at least one: physical cores, or fewer
+    where this process may run on fewer CPUs (affinity, as a container's CPU set sets it)."""
     from ..runtime import physical_cores
 
-    return max(1, min(MAX_WORKERS, physical_cores() - 1))
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else physical_cores()
+    return max(1, min(MAX_WORKERS, min(physical_cores(), usable) - 1))
 
 
 def _load(voice: str) -> int:

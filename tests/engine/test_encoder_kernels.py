@@ -74,20 +74,31 @@ with torch.no_grad():
     report["unfused"] = all(layer.taps_1 is None and layer.taps_2 is None for layer in encoder.ffn_layers)
 
     from engine.models.piper.model import pointwise, use_exact_products
-    conv = randomized(torch.nn.Conv1d(F, C, 1))
+
+    class Owner(torch.nn.Module):  # a module that runs `proj` through `pointwise`
+        POINTWISE = ("proj",)
+
+        def __init__(self, c_in, c_out, bias=True):
+            super().__init__()
+            self.proj = torch.nn.Conv1d(c_in, c_out, 1, bias=bias)
+
+    owner = randomized(Owner(F, C))
+    conv = owner.proj
     wide = torch.randn(B, F, T)
     want = conv(wide)
-    report["one product armed"] = use_exact_products(conv, True, min_rows=0) == 1
-    report["taps not saved"] = "taps" not in conv.state_dict()
+    report["one product armed"] = use_exact_products(owner, True, min_rows=0) == 1
+    report["taps not saved"] = "proj.taps" not in owner.state_dict()
+    report["others stay plain"] = use_exact_products(randomized(torch.nn.Conv1d(F, C, 1)), True) == 0
     got = pointwise(conv, wide, lengths)
     inside = mask.expand_as(got) > 0
     report["pointwise error"] = rel(got[inside], want[inside])
     report["pointwise zero past the lengths"] = bool((got[~inside] == 0).all())  # stale NaN memory: the skipped tile too
     report["pointwise without lengths is plain"] = bool(torch.equal(pointwise(conv, wide, None), want))
-    use_exact_products(conv, True)
+    use_exact_products(owner, True)
     report["pointwise below min_rows is plain"] = bool(torch.equal(pointwise(conv, wide, lengths), want))
-    report["narrow inputs stay plain"] = use_exact_products(randomized(torch.nn.Conv1d(C, F, 1)), True) == 0
-    report["disarmed"] = use_exact_products(conv, False) == 0 and conv.taps is None
+    report["narrow inputs stay plain"] = use_exact_products(randomized(Owner(C, F)), True) == 0
+    report["no bias stays plain"] = use_exact_products(randomized(Owner(F, C, bias=False)), True) == 0
+    report["disarmed"] = use_exact_products(owner, False) == 0 and conv.taps is None
 print(json.dumps(report))
 """
 

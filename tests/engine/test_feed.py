@@ -91,6 +91,20 @@ def test_nothing_speakable_in_a_long_text_is_still_a_clear_error(joe_cpu, monkey
         wrapper.generate("… ... !!! ??? — " * 20)
 
 
+@pytest.mark.parametrize("physical, usable, expected", [(16, 16, 15), (16, 2, 1), (16, 1, 1), (64, 64, 16), (4, 32, 3)])
+def test_espeak_workers_one_per_usable_core_but_one(monkeypatch, physical, usable, expected):
+    """Physical cores, or the CPUs this process may run on where fewer (a container's CPU set),
+    less the synthesis thread's, at most MAX_WORKERS and at least one."""
+    import os
+
+    from engine import runtime
+    from engine.text import workers
+
+    monkeypatch.setattr(runtime, "physical_cores", lambda: physical)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(usable)), raising=False)
+    assert workers.MAX_WORKERS == 16 and workers.worker_count() == expected
+
+
 def test_espeak_worker_processes_give_the_same_segments(joe_cpu):
     from engine.text import workers
 

@@ -60,7 +60,9 @@ def use_gemm_convs(module: nn.Module, on: bool) -> int:
 
 EXACT_MIN_ROWS = 2048
 """Batch·positions from which the encoder's and duration predictor's fp32 products run in Triton
-(three-pass TF32): on an H100 the feed-forward beat cuBLAS at 16 × 256, lost at 1 × 416."""
+(three-pass TF32): on an H100 the feed-forward beat cuBLAS at 16 × 256, lost at 1 × 416. Both are
+fp32-accurate but round differently, as cuBLAS's own kernels do from one shape to another, so a
+duration at a rounding edge may take one frame more or less in a chapter batch than alone."""
 
 
 def mask_counts(mask: torch.Tensor) -> torch.Tensor:
@@ -87,25 +89,38 @@ def pointwise(conv: nn.Conv1d, x: torch.Tensor, lengths: torch.Tensor | None) ->
 
 
 def use_exact_products(module: nn.Module, on: bool, min_rows: int = EXACT_MIN_ROWS) -> int:
-    """Arm (or disarm) `pointwise` for every fp32 1 × 1 Conv1d under `module` with ≥ 16 input
-    channels, and the fused q/k/v product of each attention layer in place of its three: tap-major
-    copies of the current weights, not part of the state dict. Returns how many products are armed."""
+    """Arm (or disarm) `pointwise` for the fp32 1 × 1 convolutions that modules under `module`
+    run through it (each names them in `POINTWISE`), and the fused q/k/v product of each
+    attention layer: tap-major copies of the current weights, not part of the state dict. Returns
+    how many products are armed."""
     if on:
         from ...kernels import conv1d  # noqa: F401  registers torch.ops.tts_turbo.exact_conv1d
-    fused = {id(c) for a in module.modules() if isinstance(a, RelativeAttention) and a.qkv_weight is not None for c in (a.conv_q, a.conv_k, a.conv_v)}
     count = 0
-    for child in module.modules():
-        if isinstance(child, nn.Conv1d) and child.kernel_size == (1,) and child.groups == 1 and child.in_channels >= 16 and id(child) not in fused:
-            armed = on and child.weight.dtype == torch.float32
-            child.register_buffer("taps", child.weight.detach().permute(2, 0, 1).contiguous() if armed else None, persistent=False)
-            child.min_rows = min_rows
+    for owner in module.modules():
+        for conv in _pointwise_convs(owner):
+            armed = on and conv.weight.dtype == torch.float32
+            conv.register_buffer("taps", conv.weight.detach().permute(2, 0, 1).contiguous() if armed else None, persistent=False)
+            conv.min_rows = min_rows
             count += armed
-        elif isinstance(child, RelativeAttention):
-            armed = on and child.qkv_weight is not None and child.qkv_weight.dtype == torch.float32
-            child.qkv_taps = child.qkv_weight[None] if armed else None
-            child.min_rows = min_rows
+        if isinstance(owner, RelativeAttention):
+            armed = on and owner.qkv_weight is not None and owner.qkv_weight.dtype == torch.float32
+            owner.qkv_taps = owner.qkv_weight[None] if armed else None
+            owner.min_rows = min_rows
             count += armed
     return count
+
+
+def _pointwise_convs(owner: nn.Module) -> list[nn.Conv1d]:
+    """The convolutions `owner` runs through `pointwise` that `exact_conv1d` computes as they are:
+    1 × 1, stride 1, no padding or groups, a bias, ≥ 16 input channels (its smallest tile)."""
+    convs = []
+    for name in getattr(owner, "POINTWISE", ()):
+        child = getattr(owner, name)
+        convs.extend(child if isinstance(child, nn.ModuleList) else [child])
+    return [
+        c for c in convs
+        if c.kernel_size == (1,) and c.stride == (1,) and c.padding == (0,) and c.groups == 1 and c.bias is not None and c.in_channels >= 16
+    ]
 
 
 def channels_last_1d(x: torch.Tensor) -> torch.Tensor:
@@ -197,6 +212,8 @@ class RelativeAttention(nn.Module):
       normaliser exactly from one extra output channel, so the weights in the window follow
       without materialising the full softmax.
     """
+
+    POINTWISE = ("conv_o",)  # q, k and v run as one product (`fuse_projections`), armed apart
 
     def __init__(self, channels: int, n_heads: int, window_size: int):
         super().__init__()
@@ -368,6 +385,8 @@ class Encoder(nn.Module):
 
 
 class TextEncoder(nn.Module):
+    POINTWISE = ("proj",)
+
     def __init__(self, arch: PiperArch):
         super().__init__()
         self.hidden_channels = arch.hidden_channels
@@ -392,6 +411,8 @@ class TextEncoder(nn.Module):
 
 class DDSConv(nn.Module):
     """Dilated depth-separable convolutions with LN and exact GELU."""
+
+    POINTWISE = ("convs_1x1",)
 
     def __init__(self, channels: int, kernel_size: int, n_layers: int):
         super().__init__()
@@ -474,6 +495,8 @@ def inverse_rational_quadratic_spline(
 
 
 class ConvFlow(nn.Module):
+    POINTWISE = ("proj",)
+
     def __init__(self, filter_channels: int, kernel_size: int, n_layers: int, num_bins: int = 10, tail_bound: float = 5.0):
         super().__init__()
         self.num_bins = num_bins
@@ -506,6 +529,8 @@ class ElementwiseAffine(nn.Module):
 class StochasticDurationPredictor(nn.Module):
     """Reverse path only. Flow indices follow the training layout (0: affine, odd: spline flows,
     even: flips); flow 1 is never used at inference and is not built."""
+
+    POINTWISE = ("pre", "proj")  # not `cond`: the speaker vector has no positions
 
     REVERSE_SPLINES = ("7", "5", "3")
 
