@@ -285,7 +285,7 @@ def test_encoder_triton_kernels_that_fail_give_way_to_the_plain_ones_visibly(joe
     import numpy as np
 
     from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
-    from engine.models.piper.model import use_exact_products
+    from engine.models.piper.model import exact_products_armed, use_exact_products
 
     optimizer = AdvancedTTSOptimizer(OptimizationConfig.unoptimized(), joe_cpu.device)
     wrapper = OptimizedTTSWrapper(joe_cpu, optimizer)
@@ -303,7 +303,7 @@ def test_encoder_triton_kernels_that_fail_give_way_to_the_plain_ones_visibly(joe
         np.testing.assert_allclose(audio, reference, atol=1e-6)
         assert all(ffn.taps_1 is None for ffn in encoder.ffn_layers)
         assert not any(attn.use_kernel for attn in encoder.attn_layers)
-        assert not any(getattr(m, "taps", None) is not None or getattr(m, "qkv_taps", None) is not None for m in model.modules())
+        assert not exact_products_armed(model)
         fallbacks = optimizer.get_stats()["fallbacks"]
         assert any(f.startswith("fused_kernels: the encoder's Triton kernels failed (RuntimeError") and f.endswith("run on SDPA and cuBLAS") for f in fallbacks), fallbacks
     finally:

@@ -110,6 +110,11 @@ def use_exact_products(module: nn.Module, on: bool, min_rows: int = EXACT_MIN_RO
     return count
 
 
+def exact_products_armed(module: nn.Module) -> bool:
+    """Whether `use_exact_products` left any product under `module` armed."""
+    return any(getattr(m, "taps", None) is not None or getattr(m, "qkv_taps", None) is not None for m in module.modules())
+
+
 def _pointwise_convs(owner: nn.Module) -> list[nn.Conv1d]:
     """The convolutions `owner` runs through `pointwise` that `exact_conv1d` computes as they are:
     1 × 1, stride 1, no padding or groups, a bias, ≥ 16 input channels (its smallest tile)."""

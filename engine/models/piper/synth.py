@@ -30,7 +30,7 @@ from ...host_copy import copy_all
 from ...noise import check_length, gaussian_fn, segment_key
 from ...precision import exact_fp32
 from ..base import StageTimes
-from .model import PiperVITS, use_exact_products
+from .model import PiperVITS, exact_products_armed, use_exact_products
 
 TOKEN_BUDGET = 8192
 """Most padded tokens in one batched forward: ~18k frames, whose last decoder stage holds
@@ -629,7 +629,7 @@ class PiperRunner:
         encoder = self.model.enc_p.encoder
         ffns = [ffn for ffn in encoder.ffn_layers if ffn.taps_1 is not None]
         attention = [attn for attn in encoder.attn_layers if attn.use_kernel]
-        products = any(getattr(m, "taps", None) is not None or getattr(m, "qkv_taps", None) is not None for m in self.model.modules())
+        products = exact_products_armed(self.model)
         if not ffns and not attention and not products:
             return False
         for part in (self.model.enc_p, self.model.dp):
