@@ -2,7 +2,8 @@
 # Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
 # Results land under $OUT (the device tool brings that folder back).
 #
-#   scripts/gpu_check.sh [tests|bench|profile|host|probes|kernels|chatterbox|ab|all]     (default: all)
+#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|all]     (default: all)
+#   TEST_PATHS, TEST_K: which GPU tests (pytest paths, -k expression); BENCH_ARGS, ITERS: the bench's
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
 # one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel
@@ -33,7 +34,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$OUT/gpu.
 python3 -m engine.cli doctor >"$OUT/doctor.txt" 2>&1 || status=1
 
 if [[ $what == tests || $what == all ]]; then
-  python3 -m pytest -m gpu ${TEST_PATHS:-tests/engine tests/chatterbox} -q -s -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
+  python3 -m pytest -m gpu ${TEST_PATHS:-tests/engine tests/chatterbox} ${TEST_K:+-k "$TEST_K"} -q -s -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log"
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
 fi
 source=(--ids-file "$ids")
@@ -66,6 +67,12 @@ if [[ $what == probes ]]; then  # the quick host-side experiments alone (~3 minu
   [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
   python3 scripts/host_tail_probe.py >"$OUT/host-tail.txt" 2>&1 || status=1
   python3 scripts/stage_bench.py --text medium >"$OUT/stage-bench-medium.txt" 2>&1 || status=1
+fi
+if [[ $what == sentence ]]; then  # one sentence's stage A piece by piece: the attention and products swept, the stages' kernels (~6 minutes)
+  baseline=(); [[ -f .carry/attention_old.py ]] && baseline=(--baseline ../.carry/attention_old.py)  # git show REV:engine/kernels/attention.py
+  (cd scripts && timeout 200 python3 sentence_kernels_probe.py "${baseline[@]}" --only attention) >"$OUT/sentence-attention.txt" 2>&1 || status=1
+  timeout 120 python3 scripts/stage_bench.py --text medium --compile --kernels 60 >"$OUT/stage-medium-compiled-kernels.txt" 2>&1 || status=1
+  (cd scripts && timeout 200 python3 sentence_kernels_probe.py --only products) >"$OUT/sentence-products.txt" 2>&1 || status=1
 fi
 if [[ $what == kernels || $what == all ]]; then
   python3 scripts/kernel_bench.py --out "$OUT/kernel-bench.json" 2>&1 | tee "$OUT/kernel-bench.log"

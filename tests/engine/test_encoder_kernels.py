@@ -147,6 +147,7 @@ from engine.models.piper.model import DDSConv, use_exact_products
 dds = randomized(DDSConv(F, 3, 2))
 use_exact_products(dds, True, min_rows=0)
 report["duration layers"] = trace(dds, "tts_turbo.exact_conv1d", torch.randn(B, F, T), mask, None, lengths)
+report["depthwise convolutions traced"] = sum("conv" in t and "exact_conv1d" not in t for t in targets(graphs[0]))
 attn = randomized(RelativeAttention(C, 2, 4))
 attn.fuse_projections(True)
 attn.use_triton(True)
@@ -157,6 +158,7 @@ print(json.dumps(report))
 
 ATTENTION = r"""
 import json, torch
+import engine.kernels.attention as attention
 from engine.kernels.attention import launch
 from engine.models.piper.config import PiperArch
 from engine.models.piper.model import Encoder, RelativeAttention
@@ -180,12 +182,16 @@ for B, C, H, T, lens, w in ((3, 16, 2, 150, [150, 70, 1], 4), (1, 12, 2, 5, [5],
     with torch.no_grad():
         want = attn(x, bias)
         report[f"T{T} on"] = attn.use_triton(True)
-        got = attn(x, None, lengths)
-        qkv = torch.matmul(attn.qkv_weight, x) + attn.qkv_bias[:, None]
-        raw = launch(qkv, attn.emb_rel_k[0], attn.emb_rel_v[0], lengths, H, attn.k_channels**-0.5)
-    inside = mask.expand_as(got) > 0
-    report[f"T{T} error"] = rel(got[inside], want[inside])
-    report[f"T{T} zero past the lengths"] = bool((raw[~mask.expand_as(raw).bool()] == 0).all())
+    inside = mask.expand_as(want) > 0
+    for splits in (1, 2, 4):  # the keys in one run, or in runs merged by a second launch
+        attention.splits_for = lambda *args, splits=splits: splits
+        with torch.no_grad():
+            got = attn(x, None, lengths)
+            qkv = torch.matmul(attn.qkv_weight, x) + attn.qkv_bias[:, None]
+            raw = launch(qkv, attn.emb_rel_k[0], attn.emb_rel_v[0], lengths, H, attn.k_channels**-0.5)
+        report[f"T{T} {splits} splits error"] = rel(got[inside], want[inside])
+        report[f"T{T} {splits} splits zero past the lengths"] = bool((raw[~mask.expand_as(raw).bool()] == 0).all())
+attention.splits_for = lambda *args: 2
 
 arch = PiperArch(n_vocab=10, hidden_channels=16, inter_channels=16, filter_channels=32, n_heads=2, n_layers=2,
     window_size=4, ffn_kernel_size=3, dp_filter_channels=16, dp_kernel_size=3, dp_n_layers=1, n_flows=1,
@@ -252,7 +258,25 @@ def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
     launches: two for the feed-forward, one for the attention, one per 1 × 1 product of the
     duration predictor's layers."""
     report = _child(TRACED, interpret=False)
-    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 1], "duration layers": [1, 2, 2]}
+    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 1], "duration layers": [1, 2, 2], "depthwise convolutions traced": 0}
+
+
+@pytest.mark.parametrize("dilation", [1, 3, 9])
+def test_depthwise_taps_equal_the_depthwise_convolution(dilation):
+    """What compiled stage A runs for the duration predictor's dilated depthwise convolutions (so
+    that Inductor fuses them into the layer norm after them): the convolution, at fp32 rounding."""
+    import torch
+    from torch import nn
+
+    from engine.models.piper.model import depthwise_taps
+
+    torch.manual_seed(dilation)
+    conv = nn.Conv1d(24, 24, 3, groups=24, dilation=dilation, padding=dilation)
+    x = torch.randn(2, 24, 40)
+    with torch.no_grad():
+        want, got = conv(x), depthwise_taps(conv, x)
+    assert got.shape == want.shape
+    assert (got - want).abs().max().item() < 1e-6
 
 
 def test_even_kernels_do_not_fuse():
@@ -319,7 +343,7 @@ def test_triton_attention_equals_the_plain_relative_attention_and_is_zero_past_t
     from the window's weights: the reference's function at fp32 rounding, in the interpreter."""
     report = _child(ATTENTION, interpret=True)
     errors = {name: value for name, value in report.items() if name.endswith("error")}
-    assert len(errors) == 6 and all(value < 1e-5 for value in errors.values()), errors
+    assert len(errors) == 12 and all(value < 1e-5 for value in errors.values()), errors
     for name, value in report.items():
         if name not in errors:
             assert value is True, name
@@ -367,10 +391,15 @@ def _engine_kernels(shared: int):
         constants = dict(K=5, DIL=1, PAD=2, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_T=128)
         stages = 3 if half else deepest(wavenet.FP32_GATED_KB, shared)
         yield f"gated {dtype}", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants, 4, stages
-    pointers = {"qkv_ptr": "*fp32", "rel_k_ptr": "*fp32", "rel_v_ptr": "*fp32", "len_ptr": "*i32", "out_ptr": "*fp32"}
+    pointers = {name: "*fp32" for name in ("qkv_ptr", "rel_k_ptr", "rel_v_ptr", "len_ptr", "bias_ptr", "band_ptr", "part_ptr", "out_ptr")} | {"len_ptr": "*i32"}
     ints = ("C", "T", "stride_qb", "stride_qc", "stride_qt", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
-    constants = {"DK": 96, "WINDOW": 4, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M, "BLOCK_N": 64}
-    yield "attention", attention.relative_attention_kernel, pointers, {n: "i32" for n in ints} | {"scale": "fp64"}, constants, 4, deepest(attention.ATTENTION_KB, shared)
+    for splits in (1, attention.MAX_SPLITS):
+        constants = {"DK": 96, "WINDOW": 4, "SPLITS": splits, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M, "BLOCK_N": attention.BLOCK_N}
+        yield f"attention, {splits} splits", attention.relative_attention_kernel, pointers, {n: "i32" for n in ints} | {"scale": "fp64"}, constants, attention.NUM_WARPS, deepest(attention.ATTENTION_KB, shared)
+    pointers = {name: "*fp32" for name in ("rel_v_ptr", "band_ptr", "part_ptr", "out_ptr")} | {"len_ptr": "*i32"}
+    ints = ("T", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
+    constants = {"DK": 96, "WINDOW": 4, "SPLITS": attention.MAX_SPLITS, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M}
+    yield "attention merge", attention.merge_kernel, pointers, {n: "i32" for n in ints}, constants, 4, 1
 
 
 @pytest.mark.parametrize("capability, shared_kb", [(90, 227), (86, 99), (120, 99)])

@@ -362,6 +362,7 @@ def test_exact_products_are_fp32_accurate_eager_compiled_and_captured(joe_gpu):
 
     from engine.models.piper.model import use_exact_products
 
+    joe_gpu.ensure_on_device()  # the weights move with the first synthesis, which run alone this test is
     model = copy.deepcopy(joe_gpu.model).eval()  # as earlier tests' optimizers left it: every kernel off here
     for ffn in model.enc_p.encoder.ffn_layers:
         ffn.fuse(False)

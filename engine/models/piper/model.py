@@ -414,6 +414,23 @@ class TextEncoder(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+def depthwise_taps(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A depthwise, same-length `conv` of x as a sum of its shifted taps. Compiled, Inductor fuses
+    the taps into the layer norm that follows; as cuDNN's kernel it is one more launch, ~3 µs of a
+    sentence's ~1.4 ms stage A on an H100 for each of the duration predictor's 12 layers."""
+    (k,), (dilation,), (pad,) = conv.kernel_size, conv.dilation, conv.padding
+    padded = F.pad(x, (pad, pad))
+    t = x.shape[-1]
+    y = conv.bias[:, None]
+    for tap in range(k):
+        y = y + conv.weight[:, :, tap] * padded[..., tap * dilation : tap * dilation + t]
+    return y
+
+
+def _call(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return conv(x)
+
+
 class DDSConv(nn.Module):
     """Dilated depth-separable convolutions with LN and exact GELU."""
 
@@ -439,8 +456,9 @@ class DDSConv(nn.Module):
         """`lengths` (B,) int32, the mask's counts, lets armed 1 × 1 products skip the padding."""
         if g is not None:
             x = x + g
+        depthwise = depthwise_taps if torch.compiler.is_compiling() else _call
         for sep, c1, n1, n2 in zip(self.convs_sep, self.convs_1x1, self.norms_1, self.norms_2):
-            y = F.gelu(n1(sep(x * mask)))
+            y = F.gelu(n1(depthwise(sep, x * mask)))
             y = F.gelu(n2(pointwise(c1, y, lengths)))
             x = x + y
         return x * mask
