@@ -3,7 +3,8 @@
 # Results land under $OUT (the device tool brings that folder back).
 #
 #   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|all]     (default: all)
-#   TEST_PATHS, TEST_K: which GPU tests (pytest paths, -k expression); BENCH_ARGS, ITERS: the bench's
+#   TEST_PATHS, TEST_K: which GPU tests (pytest paths, -k expression); BENCH_ARGS, ITERS: the bench's options
+#   and timed calls per cell
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
 # one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel

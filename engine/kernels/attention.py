@@ -1,4 +1,4 @@
-"""The encoder's relative-position self-attention in one Triton launch per layer.
+"""The encoder's relative-position self-attention in one Triton launch per layer, two for one sentence.
 
 VITS (Kim et al., arXiv:2106.06103, after Shaw et al., arXiv:1803.02155) adds to each score
 q_i·k_j a learned term q_i·r_k[j-i] for |j-i| ≤ w, and to each output the band's weights times
@@ -27,7 +27,7 @@ import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
 from .conv1d import dot
-from .device import deepest, multiprocessors, shared_memory
+from .device import deepest, shared_memory
 
 
 @triton.jit
@@ -83,7 +83,7 @@ def relative_attention_kernel(
                 tl.store(band_rows + offset, s, mask=inside)
             s = tl.where(k_ok[None, :], s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, axis=1))
-            alpha = tl.where(m_new == float("-inf"), 1.0, tl.exp(m_i - m_new))
+            alpha = tl.exp(m_i - m_new)  # every block holds a key, so m_new is finite
             p = tl.exp(s - m_new[:, None])
             l_i = l_i * alpha + tl.sum(p, axis=1)
             v = tl.load(base + (2 * C + h * DK + d)[None, :] * stride_qc + j[:, None] * stride_qt, mask=k_ok[:, None] & d_ok[None, :], other=0.0)
@@ -148,28 +148,33 @@ def _finish(acc, m_i, l_i, band_rows, rel_v_ptr, out_ptr, b, h, i, d, r, valid, 
     tl.store(out_ptr + b * stride_ob + (h * DK + d)[None, :] * stride_oc + i[:, None] * stride_ot, out.to(out_ptr.dtype.element_ty), mask=ok)
 
 
+# Queries and keys per step, warps per program: the fastest on an H100 for one sentence and among
+# the fastest for a chapter batch (1 × 480 tokens in four runs: 32.6 µs, against 68.4 for the
+# kernel before the window moved to scratch rows; 16 × 256: 75.0 against 117.1 µs;
+# `scripts/sentence_kernels_probe.py`, run AR). Wider blocks or eight warps spill registers or
+# leave them idle: three-pass TF32 operands take ~250 registers per thread.
 BLOCK_M = 16
 BLOCK_N = 32
 NUM_WARPS = 4
-"""Queries and keys per step, warps per program: the fastest on an H100 for one sentence and
-among the fastest for a chapter batch (1 × 480 tokens with four splits: 32.6 µs, against 68.4
-for the kernel before the window moved to scratch rows; 16 × 256: 75.0 against 117.1 µs;
-`scripts/sentence_kernels_probe.py`, run AR). Wider blocks or eight warps spill registers or
-leave them idle: three-pass TF32 operands take ~250 registers per thread."""
 
-MAX_SPLITS = 4
+SPLITS = 4
+"""Runs of keys for batches below SPLIT_BELOW_ROWS: one sentence (1 × 480) has 60 programs of
+one run for an H100's 132 multiprocessors, 240 of four."""
+
+SPLIT_BELOW_ROWS = 2048
+"""Batch·tokens below which the keys are split. One threshold rather than a count worked out
+from the shape and the GPU: under torch.compile's dynamic shapes every comparison of sizes is a
+guard, and a new guard a recompile; this one is the threshold of the 1 × 1 products
+(`EXACT_MIN_ROWS`), whose guard is already there."""
 
 ATTENTION_KB = (32, 68, 100)
 """Shared memory at these blocks with 1, 2, 3 key/value stages in flight."""
 
 
-def splits_for(programs: int, key_blocks: int, device: torch.device) -> int:
-    """Runs of key blocks per query block: enough programs for two per multiprocessor (one
-    sentence has only ~60 query blocks and heads), at most MAX_SPLITS and one block each."""
-    splits = 1
-    while splits < MAX_SPLITS and 2 * splits <= key_blocks and programs * splits < 2 * multiprocessors(device):
-        splits *= 2
-    return splits
+def splits_for(rows: int) -> int:
+    """Runs of keys per query block for a batch of `rows` batch·tokens (any count gives the same
+    result; runs past the last key are empty)."""
+    return SPLITS if rows < SPLIT_BELOW_ROWS else 1
 
 
 def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths: torch.Tensor, heads: int, scale: float, wrap=lambda kernel: kernel) -> torch.Tensor:
@@ -182,10 +187,10 @@ def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths:
     out = torch.empty((b, t, c), device=qkv.device, dtype=qkv.dtype).transpose(1, 2)
     block_r, block_d = max(16, triton.next_power_of_2(2 * window + 1)), triton.next_power_of_2(dk)
     blocks = triton.cdiv(t, BLOCK_M)
-    splits = splits_for(blocks * heads * b, triton.cdiv(t, BLOCK_N), qkv.device)
+    splits = splits_for(b * t)
     f32 = dict(device=qkv.device, dtype=torch.float32)
     bias, band = torch.empty((b * splits, heads, t, block_r), **f32), torch.empty((b, heads, t, block_r), **f32)
-    part = torch.empty((b * splits, heads, t, block_d + 2), **f32) if splits > 1 else band
+    part = torch.empty((b * splits, heads, t, block_d + 2), **f32) if splits > 1 else bias  # unused with one run
     wrap(relative_attention_kernel)[(blocks, heads, b * splits)](
         qkv, rel_k, rel_v, lengths, bias, band, part, out,
         c, t, scale,
@@ -198,7 +203,7 @@ def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths:
         wrap(merge_kernel)[(blocks, heads, b)](
             rel_v, lengths, band, part, out,
             t, *out.stride(), rel_v.stride(0),
-            DK=dk, WINDOW=window, SPLITS=splits, BLOCK_D=block_d, BLOCK_R=block_r, BLOCK_M=BLOCK_M, num_warps=4,
+            DK=dk, WINDOW=window, SPLITS=splits, BLOCK_D=block_d, BLOCK_R=block_r, BLOCK_M=BLOCK_M, num_warps=4, num_stages=1,
         )
     return out
 

@@ -152,6 +152,24 @@ attn = randomized(RelativeAttention(C, 2, 4))
 attn.fuse_projections(True)
 attn.use_triton(True)
 report["attention"] = trace(attn, "tts_turbo.relative_attention", x, None, lengths)
+
+import engine.kernels.attention as attention
+
+def graphs_over_lengths():  # one sentence up to a batch just below the split threshold, dynamic shapes
+    graphs.clear()
+    torch._dynamo.reset()
+    dynamic = torch.compile(attn, backend=record, dynamic=True)
+    for positions in (40, 48, 100, 200, 480, 1000, 1600, 2000):
+        with torch.no_grad():
+            try:
+                dynamic(torch.randn(1, C, positions), None, torch.full((1,), positions, dtype=torch.int32))
+            except Traced:
+                pass
+    return len(graphs)
+
+report["attention graphs over eight lengths"] = graphs_over_lengths()
+attention.splits_for = lambda rows: 1
+report["attention graphs with the keys never split"] = graphs_over_lengths()
 print(json.dumps(report))
 """
 
@@ -255,10 +273,24 @@ def test_fused_ffn_and_products_equal_the_plain_ones_at_valid_positions_and_are_
 
 def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
     """No graph break around the operators, and AOT decomposes them into their Triton kernel
-    launches: two for the feed-forward, one for the attention, one per 1 × 1 product of the
-    duration predictor's layers."""
+    launches: two for the feed-forward, two for one sentence's attention (key runs and their
+    merge), one per 1 × 1 product of the duration predictor's layers. The attention's key runs
+    add no recompile over one sentence's lengths under dynamic shapes."""
     report = _child(TRACED, interpret=False)
-    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 1], "duration layers": [1, 2, 2], "depthwise convolutions traced": 0}
+    graphs = report.pop("attention graphs over eight lengths"), report.pop("attention graphs with the keys never split")
+    assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 2], "duration layers": [1, 2, 2], "depthwise convolutions traced": 0}
+    assert graphs[0] == graphs[1], graphs
+
+
+def test_the_attention_splits_its_keys_where_the_products_guard_already_splits():
+    """Under torch.compile's dynamic shapes a size comparison is a guard and a new guard a
+    recompile: the attention's choice of key runs may only compare what the products compare."""
+    from engine.kernels import attention
+    from engine.models.piper.model import EXACT_MIN_ROWS
+
+    assert attention.SPLIT_BELOW_ROWS == EXACT_MIN_ROWS
+    assert attention.splits_for(EXACT_MIN_ROWS - 1) == attention.SPLITS > 1
+    assert attention.splits_for(EXACT_MIN_ROWS) == 1
 
 
 @pytest.mark.parametrize("dilation", [1, 3, 9])
@@ -393,13 +425,13 @@ def _engine_kernels(shared: int):
         yield f"gated {dtype}", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants, 4, stages
     pointers = {name: "*fp32" for name in ("qkv_ptr", "rel_k_ptr", "rel_v_ptr", "len_ptr", "bias_ptr", "band_ptr", "part_ptr", "out_ptr")} | {"len_ptr": "*i32"}
     ints = ("C", "T", "stride_qb", "stride_qc", "stride_qt", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
-    for splits in (1, attention.MAX_SPLITS):
+    for splits in (1, attention.SPLITS):
         constants = {"DK": 96, "WINDOW": 4, "SPLITS": splits, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M, "BLOCK_N": attention.BLOCK_N}
         yield f"attention, {splits} splits", attention.relative_attention_kernel, pointers, {n: "i32" for n in ints} | {"scale": "fp64"}, constants, attention.NUM_WARPS, deepest(attention.ATTENTION_KB, shared)
     pointers = {name: "*fp32" for name in ("rel_v_ptr", "band_ptr", "part_ptr", "out_ptr")} | {"len_ptr": "*i32"}
     ints = ("T", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
-    constants = {"DK": 96, "WINDOW": 4, "SPLITS": attention.MAX_SPLITS, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M}
-    yield "attention merge", attention.merge_kernel, pointers, {n: "i32" for n in ints}, constants, 4, 1
+    constants = {"DK": 96, "WINDOW": 4, "SPLITS": attention.SPLITS, "BLOCK_D": 128, "BLOCK_R": 16, "BLOCK_M": attention.BLOCK_M}
+    yield "attention merge", attention.merge_kernel, pointers, {n: "i32" for n in ints}, constants, 4, 1  # as `launch` builds it
 
 
 @pytest.mark.parametrize("capability, shared_kb", [(90, 227), (86, 99), (120, 99)])

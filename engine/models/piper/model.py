@@ -249,9 +249,9 @@ class RelativeAttention(nn.Module):
         self.qkv_taps = None  # stale once the weights are rebuilt: `use_exact_products` arms it again
 
     def use_triton(self, on: bool) -> bool:
-        """Run the attention as one Triton launch (`kernels.attention`, needs the fused q/k/v
-        product and the items' lengths) instead of SDPA with the relative terms around it.
-        Returns whether it is on."""
+        """Run the attention in Triton (`kernels.attention`: one launch, two for one sentence;
+        needs the fused q/k/v product and the items' lengths) instead of SDPA with the relative
+        terms around it. Returns whether it is on."""
         if on:
             from ...kernels import attention  # noqa: F401  registers torch.ops.tts_turbo.relative_attention
         self.use_kernel = on and self.qkv_weight is not None
@@ -415,9 +415,10 @@ class TextEncoder(nn.Module):
 
 
 def depthwise_taps(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """A depthwise, same-length `conv` of x as a sum of its shifted taps. Compiled, Inductor fuses
-    the taps into the layer norm that follows; as cuDNN's kernel it is one more launch, ~3 µs of a
-    sentence's ~1.4 ms stage A on an H100 for each of the duration predictor's 12 layers."""
+    """A depthwise `conv` of x (DDSConv's: odd kernel, same-length padding, a bias) as a sum of its
+    shifted taps. Compiled, Inductor fuses the taps into the layer norm that follows (and computes
+    in fp32); as cuDNN's kernel it is one more launch, ~3 µs of a sentence's ~1.4 ms stage A on an
+    H100 for each of the duration predictor's 12 layers."""
     (k,), (dilation,), (pad,) = conv.kernel_size, conv.dilation, conv.padding
     padded = F.pad(x, (pad, pad))
     t = x.shape[-1]
