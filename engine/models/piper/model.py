@@ -428,10 +428,6 @@ def depthwise_taps(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def _call(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return conv(x)
-
-
 class DDSConv(nn.Module):
     """Dilated depth-separable convolutions with LN and exact GELU."""
 
@@ -457,7 +453,7 @@ class DDSConv(nn.Module):
         """`lengths` (B,) int32, the mask's counts, lets armed 1 × 1 products skip the padding."""
         if g is not None:
             x = x + g
-        depthwise = depthwise_taps if torch.compiler.is_compiling() else _call
+        depthwise = depthwise_taps if torch.compiler.is_compiling() else nn.Module.__call__
         for sep, c1, n1, n2 in zip(self.convs_sep, self.convs_1x1, self.norms_1, self.norms_2):
             y = F.gelu(n1(depthwise(sep, x * mask)))
             y = F.gelu(n2(pointwise(c1, y, lengths)))
