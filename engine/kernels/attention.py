@@ -27,7 +27,7 @@ import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
 from .conv1d import dot
-from .device import deepest, shared_memory
+from .device import SMALL_BATCH_ROWS, deepest, shared_memory
 
 
 @triton.jit
@@ -161,11 +161,9 @@ SPLITS = 4
 """Runs of keys for batches below SPLIT_BELOW_ROWS: one sentence (1 × 480) has 60 programs of
 one run for an H100's 132 multiprocessors, 240 of four."""
 
-SPLIT_BELOW_ROWS = 2048
-"""Batch·tokens below which the keys are split. One threshold rather than a count worked out
-from the shape and the GPU: under torch.compile's dynamic shapes every comparison of sizes is a
-guard, and a new guard a recompile; this one is the threshold of the 1 × 1 products
-(`EXACT_MIN_ROWS`), whose guard is already there."""
+SPLIT_BELOW_ROWS = SMALL_BATCH_ROWS
+"""Batch·tokens below which the keys are split: a fixed threshold rather than a count worked out
+from the shape and the GPU, which would add guards under dynamic shapes (`SMALL_BATCH_ROWS`)."""
 
 ATTENTION_KB = (32, 68, 100)
 """Shared memory at these blocks with 1, 2, 3 key/value stages in flight."""

@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from .device import deepest, multiprocessors, shared_memory
+from .device import SMALL_BATCH_ROWS, deepest, multiprocessors, shared_memory
 
 ACT_NONE, ACT_LEAKY = 0, 1
 
@@ -180,6 +180,14 @@ def _tiles(c_out: int, c_in: int, half: bool) -> tuple[int, int, int]:
 FP32_CONV_KB = (80, 128, 176)
 """`conv1d_kernel`'s fp32 tiles (64 × 64 weights, 128 positions) at 1, 2, 3 stages; half-precision
 tiles take ≤ 64 KB at 3."""
+FP32_NARROW_KB = (40, 64, 88)
+"""The same with `exact_conv1d`'s narrow tiles (32 × 64 weights, ≤ 64 positions): three stages fit
+every card."""
+NARROW_TILES = (32, 64)
+"""`exact_conv1d`'s (C_out, C_in) tiles below `SMALL_BATCH_ROWS`. At one sentence (1 × 480, joe's
+192 channels) 64-channel tiles leave most multiprocessors idle and lose to cuBLAS; 32 × 64 with 64
+positions beat it for all four of an encoder layer's products, 128 → 97 µs per layer on an H100
+(`scripts/sentence_kernels_probe.py`, run AS)."""
 FP32_TRANSPOSED_KB = (48, 80, 112)
 """`conv_transpose1d_kernel`'s fp32 tiles (64 × 64, 64 positions); half precision ≤ 16 KB."""
 
@@ -260,9 +268,12 @@ def exact_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, leng
     `lengths[b]` (int32) read as zero and `relu` applies to the masked input. fp32 operands keep
     fp32 accuracy (three-pass TF32). Returns a new (B, C_out, T) tensor that is zero at or past
     each length with `zero_past`, else unspecified there (possibly NaN: select, never multiply).
-    Tiles of 128 positions measured fastest for the encoder's feed-forward on an H100 (run AF)."""
+    Tiles of 128 positions measured fastest for the encoder's feed-forward on an H100 (run AF);
+    batches below `SMALL_BATCH_ROWS` take `NARROW_TILES`."""
     traced = wrap_triton(conv1d_kernel)  # named here, where torch looks for the kernels to key its compile caches on
-    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, zero_past=zero_past, launcher=traced)
+    small = x.shape[0] * x.shape[2] < SMALL_BATCH_ROWS
+    tiles = dict(block_t=64, channel_blocks=NARROW_TILES, num_stages=deepest(FP32_NARROW_KB, shared_memory(x.device))) if small else {}
+    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, zero_past=zero_past, launcher=traced, **tiles)
 
 
 def conv_transpose1d(

@@ -21,6 +21,13 @@ def shared_memory(device: torch.device) -> int:
     return getattr(props, "shared_memory_per_block_optin", 0)
 
 
+SMALL_BATCH_ROWS = 2048
+"""Batch·positions below which the encoder's kernels spread a batch over more, smaller programs
+(one sentence is ~500): the attention splits its keys into runs, the fp32 products take narrower
+output tiles. One threshold for both, since under torch.compile's dynamic shapes every comparison
+of sizes is a guard and each new guard a recompile."""
+
+
 def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
     """The most software-pipeline stages that fit: `needs_kb[s - 1]` is what a kernel's largest
     tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree). At least 1:

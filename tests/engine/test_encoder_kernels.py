@@ -45,7 +45,7 @@ kernels.channels_last = lambda shape, like: allocate(shape, like).fill_(float("n
 ffn = randomized(FFN(C, F, 3))
 with torch.no_grad():
     want = ffn(x, mask)
-    report["fused"] = ffn.fuse(True, min_rows=0)
+    report["fused"] = ffn.fuse(True)
     report["taps shape"] = list(ffn.taps_1.shape) == [3, F, C] and list(ffn.taps_2.shape) == [3, C, F]
     report["taps not saved"] = not any(name.startswith("taps") for name in ffn.state_dict())
     raw = torch.ops.tts_turbo.exact_conv1d(x, ffn.taps_1, ffn.conv_1.bias, lengths, 1, False, False)
@@ -54,7 +54,7 @@ with torch.no_grad():
     inside = mask.expand_as(got) > 0
     report["ffn"] = rel(got[inside], want[inside])
     report["ffn zero past the lengths"] = bool((got[~inside] == 0).all())
-    report["ffn below min_rows is plain"] = ffn.fuse(True) and bool(torch.equal(ffn(x, mask, lengths), want))
+    report["ffn without lengths is plain"] = bool(torch.equal(ffn(x, mask), want))
 
     arch = PiperArch(n_vocab=10, hidden_channels=C, inter_channels=C, filter_channels=F, n_heads=2, n_layers=2,
         window_size=4, ffn_kernel_size=3, dp_filter_channels=C, dp_kernel_size=3, dp_n_layers=1, n_flows=1,
@@ -64,7 +64,7 @@ with torch.no_grad():
     encoder = randomized(Encoder(arch))
     want = encoder(x, mask)
     for layer in encoder.ffn_layers:
-        layer.fuse(True, min_rows=0)
+        layer.fuse(True)
     got = encoder(x, mask)
     inside = mask.expand_as(got) > 0
     report["encoder"] = rel(got[inside], want[inside])
@@ -86,7 +86,7 @@ with torch.no_grad():
     conv = owner.proj
     wide = torch.randn(B, F, T)
     want = conv(wide)
-    report["one product armed"] = use_exact_products(owner, True, min_rows=0) == 1
+    report["one product armed"] = use_exact_products(owner, True) == 1
     report["taps not saved"] = "proj.taps" not in owner.state_dict()
     report["others stay plain"] = use_exact_products(randomized(torch.nn.Conv1d(F, C, 1)), True) == 0
     got = pointwise(conv, wide, lengths)
@@ -94,8 +94,6 @@ with torch.no_grad():
     report["pointwise error"] = rel(got[inside], want[inside])
     report["pointwise zero past the lengths"] = bool((got[~inside] == 0).all())  # stale NaN memory: the skipped tile too
     report["pointwise without lengths is plain"] = bool(torch.equal(pointwise(conv, wide, None), want))
-    use_exact_products(owner, True)
-    report["pointwise below min_rows is plain"] = bool(torch.equal(pointwise(conv, wide, lengths), want))
     report["narrow inputs stay plain"] = use_exact_products(randomized(Owner(C, F)), True) == 0
     report["no bias stays plain"] = use_exact_products(randomized(Owner(F, C, bias=False)), True) == 0
     report["disarmed"] = use_exact_products(owner, False) == 0 and conv.taps is None
@@ -141,11 +139,11 @@ def trace(module, operator, *args):  # (graphs, the operator's calls in the firs
 from engine.models.piper.model import RelativeAttention
 
 ffn = randomized(FFN(C, F, 3))
-ffn.fuse(True, min_rows=0)
+ffn.fuse(True)
 report["feed-forward"] = trace(ffn, "tts_turbo.exact_conv1d", x, mask, lengths)
 from engine.models.piper.model import DDSConv, use_exact_products
 dds = randomized(DDSConv(F, 3, 2))
-use_exact_products(dds, True, min_rows=0)
+use_exact_products(dds, True)
 report["duration layers"] = trace(dds, "tts_turbo.exact_conv1d", torch.randn(B, F, T), mask, None, lengths)
 report["depthwise convolutions traced"] = sum("conv" in t and "exact_conv1d" not in t for t in targets(graphs[0]))
 attn = randomized(RelativeAttention(C, 2, 4))
@@ -154,22 +152,31 @@ attn.use_triton(True)
 report["attention"] = trace(attn, "tts_turbo.relative_attention", x, None, lengths)
 
 import engine.kernels.attention as attention
+import engine.kernels.conv1d as conv1d
 
-def graphs_over_lengths():  # one sentence up to a batch just below the split threshold, dynamic shapes
+def graphs_over_lengths(module, positions):  # one item of each length, dynamic shapes
     graphs.clear()
     torch._dynamo.reset()
-    dynamic = torch.compile(attn, backend=record, dynamic=True)
-    for positions in (40, 48, 100, 200, 480, 1000, 1600, 2000):
+    dynamic = torch.compile(module, backend=record, dynamic=True)
+    for count in positions:
         with torch.no_grad():
             try:
-                dynamic(torch.randn(1, C, positions), None, torch.full((1,), positions, dtype=torch.int32))
+                dynamic(torch.randn(1, C, count), None, torch.full((1,), count, dtype=torch.int32))
             except Traced:
                 pass
     return len(graphs)
 
-report["attention graphs over eight lengths"] = graphs_over_lengths()
+sentences = (40, 48, 100, 200, 480, 1000, 1600, 2000)  # one sentence up to a batch just below the threshold
+report["attention graphs over eight lengths"] = graphs_over_lengths(attn, sentences)
+splits_for = attention.splits_for
 attention.splits_for = lambda rows: 1
-report["attention graphs with the keys never split"] = graphs_over_lengths()
+report["attention graphs with the keys never split"] = graphs_over_lengths(attn, sentences)
+attention.splits_for = splits_for
+use_exact_products(attn, True)  # q/k/v and output products: narrow tiles below the same threshold
+across = (200, 1000, 2000, 2100, 3000, 4000)
+report["graphs across the threshold"] = graphs_over_lengths(attn, across)
+conv1d.SMALL_BATCH_ROWS = 700  # as if the products chose their tiles at another size
+report["graphs with the products' threshold elsewhere"] = graphs_over_lengths(attn, across)
 print(json.dumps(report))
 """
 
@@ -234,7 +241,7 @@ report["encoder zero past the lengths"] = bool((got[~inside] == 0).all())
 
 from engine.models.piper.model import StochasticDurationPredictor, use_exact_products
 with torch.no_grad():
-    report["encoder products armed"] = use_exact_products(encoder, True, min_rows=0) == 2 * 2  # q/k/v and output per layer
+    report["encoder products armed"] = use_exact_products(encoder, True) == 2 * 2  # q/k/v and output per layer
     got = encoder(x, mask)
     report["encoder with products error"] = rel(got[inside], want[inside])
     report["encoder with products zero past the lengths"] = bool((got[~inside] == 0).all())
@@ -243,7 +250,7 @@ with torch.no_grad():
         p.data.normal_(0, 0.3)
     noise = torch.randn(2, 2, T) * mask
     want = dp.reverse(x, mask, noise, None)
-    report["duration products armed"] = use_exact_products(dp, True, min_rows=0) == 3 + 3 * 2  # pre, its layer, proj; per spline flow its layer and proj
+    report["duration products armed"] = use_exact_products(dp, True) == 3 + 3 * 2  # pre, its layer, proj; per spline flow its layer and proj
     got = dp.reverse(x, mask, noise, None)
 inside = mask.expand_as(got) > 0
 report["duration predictor error"] = rel(got[inside], want[inside])
@@ -274,23 +281,26 @@ def test_fused_ffn_and_products_equal_the_plain_ones_at_valid_positions_and_are_
 def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
     """No graph break around the operators, and AOT decomposes them into their Triton kernel
     launches: two for the feed-forward, two for one sentence's attention (key runs and their
-    merge), one per 1 × 1 product of the duration predictor's layers. The attention's key runs
-    add no recompile over one sentence's lengths under dynamic shapes."""
+    merge), one per 1 × 1 product of the duration predictor's layers. Under dynamic shapes the
+    attention's key runs add no recompile over one sentence's lengths, and the products' narrow
+    tiles none beyond theirs (one at another threshold would)."""
     report = _child(TRACED, interpret=False)
     graphs = report.pop("attention graphs over eight lengths"), report.pop("attention graphs with the keys never split")
+    across = report.pop("graphs across the threshold"), report.pop("graphs with the products' threshold elsewhere")
     assert report == {"feed-forward": [1, 2, 2], "attention": [1, 1, 2], "duration layers": [1, 2, 2], "depthwise convolutions traced": 0}
     assert graphs[0] == graphs[1], graphs
+    assert across[0] < across[1], across
 
 
-def test_the_attention_splits_its_keys_where_the_products_guard_already_splits():
+def test_the_attention_and_the_products_change_launch_shape_at_one_size():
     """Under torch.compile's dynamic shapes a size comparison is a guard and a new guard a
-    recompile: the attention's choice of key runs may only compare what the products compare."""
+    recompile: the attention's key runs and the products' narrow tiles change at the same size."""
     from engine.kernels import attention
-    from engine.models.piper.model import EXACT_MIN_ROWS
+    from engine.kernels.device import SMALL_BATCH_ROWS
 
-    assert attention.SPLIT_BELOW_ROWS == EXACT_MIN_ROWS
-    assert attention.splits_for(EXACT_MIN_ROWS - 1) == attention.SPLITS > 1
-    assert attention.splits_for(EXACT_MIN_ROWS) == 1
+    assert attention.SPLIT_BELOW_ROWS == SMALL_BATCH_ROWS
+    assert attention.splits_for(SMALL_BATCH_ROWS - 1) == attention.SPLITS > 1
+    assert attention.splits_for(SMALL_BATCH_ROWS) == 1
 
 
 @pytest.mark.parametrize("dilation", [1, 3, 9])
@@ -335,9 +345,9 @@ def test_fused_kernels_on_cpu_leave_the_feed_forward_plain(joe_cpu):
 
 
 def test_encoder_triton_kernels_that_fail_give_way_to_the_plain_ones_visibly(joe_cpu):
-    """The Triton feed-forward and products are built at the first batch that reaches their size,
-    after warmup, the Triton attention at the first call: if any cannot build or run there, that
-    call still returns the same audio, and the fallback shows."""
+    """The encoder's Triton kernels are built at the first call (and anew for a batch size that
+    takes other tiles): if any cannot build or run there, that call still returns the same audio,
+    and the fallback shows."""
     import numpy as np
 
     from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
@@ -350,11 +360,11 @@ def test_encoder_triton_kernels_that_fail_give_way_to_the_plain_ones_visibly(joe
     encoder = model.enc_p.encoder
     try:
         for ffn in encoder.ffn_layers:
-            ffn.fuse(True, min_rows=0)  # on the CPU their launches fail, as a failed build would on a GPU
+            ffn.fuse(True)  # on the CPU their launches fail, as a failed build would on a GPU
         for attn in encoder.attn_layers:
             attn.fuse_projections(True)
             assert attn.use_triton(True)
-        assert use_exact_products(model.enc_p, True, min_rows=0) == 13 and use_exact_products(model.dp, True, min_rows=0) == 17
+        assert use_exact_products(model.enc_p, True) == 13 and use_exact_products(model.dp, True) == 17
         audio = wrapper.generate("A short test.", seed=3).audio
         np.testing.assert_allclose(audio, reference, atol=1e-6)
         assert all(ffn.taps_1 is None for ffn in encoder.ffn_layers)

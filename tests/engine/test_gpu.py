@@ -281,9 +281,10 @@ def eager_compiled_captured(module, *args) -> dict[str, torch.Tensor]:
     return {"eager": eager, "compiled": compiled, "captured": captured}
 
 
-def test_fused_feed_forward_matches_the_plain_block_eager_compiled_and_captured():
-    """A chapter batch (16 × 256 tokens, over the threshold) through `exact_conv1d`: fp32-accurate
-    at valid positions and zero past them, whether eager, compiled (one graph) or in a CUDA graph."""
+@pytest.mark.parametrize("batch, positions", [(1, 416), (16, 256)])
+def test_fused_feed_forward_matches_the_plain_block_eager_compiled_and_captured(batch, positions):
+    """One sentence (narrow tiles) and a chapter batch through `exact_conv1d`: fp32-accurate at
+    valid positions and zero past them, whether eager, compiled (one graph) or in a CUDA graph."""
     pytest.importorskip("triton")
     import copy
 
@@ -293,9 +294,9 @@ def test_fused_feed_forward_matches_the_plain_block_eager_compiled_and_captured(
     ffn = FFN(192, 768, 3).cuda().eval()
     reference = copy.deepcopy(ffn).double()
     assert ffn.fuse(True)
-    lengths = torch.randint(100, 257, (16,), device="cuda", dtype=torch.int32)
-    mask = (torch.arange(256, device="cuda")[None] < lengths[:, None]).float()[:, None]
-    x = torch.randn(16, 192, 256, device="cuda")
+    lengths = torch.randint(positions // 2, positions + 1, (batch,), device="cuda", dtype=torch.int32)
+    mask = (torch.arange(positions, device="cuda")[None] < lengths[:, None]).float()[:, None]
+    x = torch.randn(batch, 192, positions, device="cuda")
     with torch.inference_mode(), exact_fp32():
         want = reference(x.double(), mask.double())
         runs = eager_compiled_captured(ffn, x, mask, lengths)
@@ -352,11 +353,13 @@ def test_triton_attention_keeps_every_duration(joe_gpu):
         assert snr_db(ref, out) >= 50
 
 
-def test_exact_products_are_fp32_accurate_eager_compiled_and_captured(joe_gpu):
-    """Stage A of a chapter batch (16 × 256 tokens) with the encoder's and duration predictor's
-    1 × 1 products in Triton (`use_exact_products`): against float64, the log-durations and prior
-    means are as accurate as with cuBLAS's fp32 products, and the rounded durations the same as
-    float64's but for a rare token at a rounding edge, eager, compiled and captured."""
+@pytest.mark.parametrize("batch, positions", [(1, 416), (16, 256)])
+def test_exact_products_are_fp32_accurate_eager_compiled_and_captured(joe_gpu, batch, positions):
+    """Stage A of one sentence (narrow tiles) and of a chapter batch with the encoder's and
+    duration predictor's 1 × 1 products in Triton (`use_exact_products`): against float64, the
+    log-durations and prior means are as accurate as with cuBLAS's fp32 products, and the rounded
+    durations the same as float64's but for a rare token at a rounding edge, eager, compiled and
+    captured."""
     pytest.importorskip("triton")
     import copy
 
@@ -374,10 +377,10 @@ def test_exact_products_are_fp32_accurate_eager_compiled_and_captured(joe_gpu):
     reference = copy.deepcopy(model).double()
     assert use_exact_products(model.enc_p, True) == 13 and use_exact_products(model.dp, True) == 17
     torch.manual_seed(3)
-    ids = torch.randint(1, model.arch.n_vocab, (16, 256), device="cuda")
-    lengths = torch.randint(100, 257, (16,), device="cuda")
-    lengths[0] = 256
-    noise = torch.randn(16, 2, 256, device="cuda") * 0.8
+    ids = torch.randint(1, model.arch.n_vocab, (batch, positions), device="cuda")
+    lengths = torch.randint(positions // 2, positions + 1, (batch,), device="cuda")
+    lengths[0] = positions
+    noise = torch.randn(batch, 2, positions, device="cuda") * 0.8
 
     def stage_a(m, dtype=torch.float32):
         def run(ids, lengths):
@@ -390,7 +393,7 @@ def test_exact_products_are_fp32_accurate_eager_compiled_and_captured(joe_gpu):
         want = stage_a(reference, torch.float64)(ids, lengths)
         cublas = stage_a(plain)(ids, lengths)
         runs = eager_compiled_captured(stage_a(model), ids, lengths)
-    inside = (torch.arange(256, device="cuda")[None] < lengths[:, None])[:, None].expand_as(want)
+    inside = (torch.arange(positions, device="cuda")[None] < lengths[:, None])[:, None].expand_as(want)
 
     def error(got):
         return ((got[inside].double() - want[inside]).norm() / want[inside].norm()).item()

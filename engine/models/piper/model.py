@@ -58,37 +58,32 @@ def use_gemm_convs(module: nn.Module, on: bool) -> int:
     return count
 
 
-EXACT_MIN_ROWS = 2048
-"""Batch·positions from which the encoder's and duration predictor's fp32 products run in Triton
-(three-pass TF32): on an H100 the feed-forward beat cuBLAS at 16 × 256, lost at 1 × 416. Both are
-fp32-accurate but round differently, as cuBLAS's own kernels do from one shape to another, so a
-duration at a rounding edge may take one frame more or less in a chapter batch than alone."""
-
-
 def mask_counts(mask: torch.Tensor) -> torch.Tensor:
     """(B, 1, T) mask → (B,) int32 valid positions, as the Triton kernels take them."""
     return mask.sum(dim=(1, 2)).to(torch.int32)
 
 
-def exact_product(taps: torch.Tensor | None, bias: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor | None, min_rows: int) -> torch.Tensor | None:
+def exact_product(taps: torch.Tensor | None, bias: torch.Tensor, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
     """The 1 × 1 convolution `taps` (1, C_out, C_in) of x (B, C_in, T) through `exact_conv1d`, zero
-    at and past each item's length, for batches of at least `min_rows` positions; None otherwise.
-    cuBLAS runs these fp32 products on FFMA (TF32 stays off on the duration path, ~4 TFLOP/s at
-    Piper's 192 channels) and over the padding; the Triton kernel multiplies on the tensor cores
-    at fp32 accuracy and skips tiles past each length (a chapter's batches are ~1.6× padded)."""
-    if taps is None or lengths is None or x.shape[0] * x.shape[2] < min_rows:
+    at and past each item's length; None without taps or lengths. cuBLAS runs these fp32 products
+    on FFMA (TF32 stays off on the duration path, ~4 TFLOP/s at Piper's 192 channels) and over the
+    padding; the Triton kernel multiplies on the tensor cores at fp32 accuracy and skips tiles past
+    each length (a chapter's batches are ~1.6× padded). Both are fp32-accurate but round
+    differently, so a duration at a rounding edge may take one frame more or less than eager
+    fp32's."""
+    if taps is None or lengths is None:
         return None
     return torch.ops.tts_turbo.exact_conv1d(x, taps, bias, lengths, 0, False, True)
 
 
 def pointwise(conv: nn.Conv1d, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """`conv` (1 × 1) of x; through `exact_product` when `use_exact_products` armed it and the
-    batch is large enough (then zero past each length, where `conv` would give its bias)."""
-    y = exact_product(getattr(conv, "taps", None), conv.bias, x, lengths, getattr(conv, "min_rows", 0))
+    """`conv` (1 × 1) of x; through `exact_product` when `use_exact_products` armed it (then zero
+    past each length, where `conv` would give its bias)."""
+    y = exact_product(getattr(conv, "taps", None), conv.bias, x, lengths)
     return conv(x) if y is None else y
 
 
-def use_exact_products(module: nn.Module, on: bool, min_rows: int = EXACT_MIN_ROWS) -> int:
+def use_exact_products(module: nn.Module, on: bool) -> int:
     """Arm (or disarm) `pointwise` for the fp32 1 × 1 convolutions that modules under `module`
     run through it (each names them in `POINTWISE`), and the fused q/k/v product of each
     attention layer: tap-major copies of the current weights, not part of the state dict. Returns
@@ -100,12 +95,10 @@ def use_exact_products(module: nn.Module, on: bool, min_rows: int = EXACT_MIN_RO
         for conv in _pointwise_convs(owner):
             armed = on and conv.weight.dtype == torch.float32
             conv.register_buffer("taps", conv.weight.detach().permute(2, 0, 1).contiguous() if armed else None, persistent=False)
-            conv.min_rows = min_rows
             count += armed
         if isinstance(owner, RelativeAttention):
             armed = on and owner.qkv_weight is not None and owner.qkv_weight.dtype == torch.float32
             owner.qkv_taps = owner.qkv_weight[None] if armed else None
-            owner.min_rows = min_rows
             count += armed
     return count
 
@@ -237,7 +230,6 @@ class RelativeAttention(nn.Module):
         self.register_buffer("qkv_weight", None, persistent=False)
         self.register_buffer("qkv_bias", None, persistent=False)
         self.register_buffer("qkv_taps", None, persistent=False)
-        self.min_rows = EXACT_MIN_ROWS
 
     def fuse_projections(self, on: bool) -> None:
         """One (3C × C) product for q, k and v instead of three: at a sentence's few hundred tokens
@@ -273,7 +265,7 @@ class RelativeAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, C, T); attn_bias: (B, 1, T, T), 0 where allowed and -1e4 where masked (unused by
         the Triton kernel, which reads `lengths` (B,) int32 instead)."""
-        qkv = exact_product(self.qkv_taps, self.qkv_bias, x, lengths, self.min_rows)
+        qkv = exact_product(self.qkv_taps, self.qkv_bias, x, lengths)
         if qkv is None and self.qkv_weight is not None:
             qkv = torch.matmul(self.qkv_weight, x) + self.qkv_bias[:, None]
         if self.use_kernel and lengths is not None:
@@ -337,27 +329,24 @@ class FFN(nn.Module):
         self.pad = (pad, kernel_size - 1 - pad)
         self.conv_1 = nn.Conv1d(channels, filter_channels, kernel_size)
         self.conv_2 = nn.Conv1d(filter_channels, channels, kernel_size)
-        self.fused_min_rows = EXACT_MIN_ROWS
         self.register_buffer("taps_1", None, persistent=False)
         self.register_buffer("taps_2", None, persistent=False)
 
-    def fuse(self, on: bool, min_rows: int = EXACT_MIN_ROWS) -> bool:
-        """Run batches of at least `min_rows` batch·tokens through the Triton convolution
-        (`exact_conv1d`: masking and ReLU folded in, fp32-accurate for fp32 weights); smaller ones
-        keep the plain path, where cuBLAS is faster. Builds tap-major (K, C_out, C_in) copies of
-        the current weights, not part of the state dict. Only odd kernels (symmetric padding) fuse.
-        Returns whether the layer is fused."""
+    def fuse(self, on: bool) -> bool:
+        """Run the block through the Triton convolution (`exact_conv1d`: masking and ReLU folded
+        in, fp32-accurate for fp32 weights) where the items' lengths are given. Builds tap-major
+        (K, C_out, C_in) copies of the current weights, not part of the state dict. Only odd
+        kernels (symmetric padding) fuse. Returns whether the layer is fused."""
         on = on and self.pad[0] == self.pad[1]
         if on:
             from ...kernels import conv1d  # noqa: F401  registers torch.ops.tts_turbo.exact_conv1d
         self.taps_1 = self.conv_1.weight.detach().permute(2, 0, 1).contiguous() if on else None
         self.taps_2 = self.conv_2.weight.detach().permute(2, 0, 1).contiguous() if on else None
-        self.fused_min_rows = min_rows
         return on
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, T), mask (B, 1, T); `lengths` (B,) int32, the mask's counts, enables the fused path."""
-        if self.taps_1 is not None and lengths is not None and x.shape[0] * x.shape[2] >= self.fused_min_rows:
+        if self.taps_1 is not None and lengths is not None:
             return self._fused(x, mask, lengths)
         x = torch.relu(self.conv_1(F.pad(x * mask, self.pad)))
         return self.conv_2(F.pad(x * mask, self.pad)) * mask

@@ -16,7 +16,7 @@ from ...errors import brief
 from ...runtime import triton_available
 from ...sdpa import probe_backend
 from ...text import workers
-from .model import EXACT_MIN_ROWS, use_channels_last_convs, use_exact_products, use_gemm_convs
+from .model import use_channels_last_convs, use_exact_products, use_gemm_convs
 from .synth import Lanes, PiperRunner
 
 if TYPE_CHECKING:
@@ -142,8 +142,8 @@ def _apply_fused_kernels(tts: "PiperTTS", opt: "AdvancedTTSOptimizer", cuda: boo
 
     tts.runner.fused_decoder = FusedGenerator(model.dec)
     tts.runner.fused_flow = FusedFlow(model.flow)
-    ffn_part = f"encoder feed-forward in Triton at ≥ {EXACT_MIN_ROWS} tokens per batch, " if ffn else ""
-    products_part = f"{products} fp32 1 × 1 products of the encoder and duration predictor in Triton at ≥ {EXACT_MIN_ROWS} tokens per batch, " if products else ""
+    ffn_part = "encoder feed-forward in Triton, " if ffn else ""
+    products_part = f"{products} fp32 1 × 1 products of the encoder and duration predictor in Triton, " if products else ""
     attention_part = "encoder attention in Triton, " if attention else ""
     rest = f"{gemm} convolutions as matrix products, q/k/v as one"
     stage_b = f"Triton flow ({tts.runner.fused_flow.launches} launches) and vocoder ({tts.runner.fused_decoder.launches})"

@@ -622,10 +622,10 @@ class PiperRunner:
         return self._staged(stage, shape, *inputs, own_inputs=own_inputs, inputs_taken=inputs_taken, **options)
 
     def _drop_encoder_kernels(self, exc: BaseException) -> bool:
-        """The encoder's Triton kernels: the attention runs from the first call, the feed-forward
-        from the first batch that reaches its size (warmup runs single sentences). If one fails,
-        the plain attention and feed-forward take over, graphs are recaptured, and the fallback is
-        reported. False when none is in use."""
+        """The encoder's Triton kernels (attention, feed-forward, products) run from the first
+        call, and build anew for a batch size that takes other tiles. If one fails, the plain
+        attention and feed-forward take over, graphs are recaptured, and the fallback is reported.
+        False when none is in use."""
         encoder = self.model.enc_p.encoder
         ffns = [ffn for ffn in encoder.ffn_layers if ffn.taps_1 is not None]
         attention = [attn for attn in encoder.attn_layers if attn.use_kernel]
