@@ -424,7 +424,11 @@ def _engine_kernels(shared: int):
         ints = ("C_in", "C_out", "T_in", "T_out", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt")
         constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, ZERO_PAST=not half, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128)
         stages = 3 if half else deepest(conv1d.FP32_CONV_KB, shared)
-        yield f"conv {dtype}", conv1d.conv1d_kernel, pointers, {n: "i32" for n in (*ints, "stride_bias")} | {"slope": "fp64", "scale": "fp64"}, constants, warps, stages
+        scalars = {n: "i32" for n in (*ints, "stride_bias")} | {"slope": "fp64", "scale": "fp64"}
+        yield f"conv {dtype}", conv1d.conv1d_kernel, pointers, scalars, constants, warps, stages
+        if not half:  # one sentence's tiles (`exact_conv1d` below SMALL_BATCH_ROWS)
+            narrow = constants | dict(BLOCK_CO=conv1d.NARROW_TILES[0], BLOCK_CI=conv1d.NARROW_TILES[1], BLOCK_T=64)
+            yield "conv fp32 narrow", conv1d.conv1d_kernel, pointers, scalars, narrow, 4, deepest(conv1d.FP32_NARROW_KB, shared)
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         constants = dict(K=16, STRIDE=8, PAD=4, ACT=1, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_Q=64)
         stages = 3 if half else deepest(conv1d.FP32_TRANSPOSED_KB, shared)
