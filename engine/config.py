@@ -29,8 +29,8 @@ class OptimizationConfig:
     enable_fused_kernels: bool = False
     """Kernel-level rewrites: on the GPU the HiFi-GAN decoder and the flow's WaveNet couplings as
     fused Triton convolutions (needs triton), the encoder's attention in one Triton launch per
-    layer (two for one sentence) where flash attention is on (same), its feed-forward blocks in
-    Triton at chapter-size batches (same), and the encoder and duration convolutions as single
+    layer (two for one sentence) where flash attention is on (same), its feed-forward blocks and
+    fp32 1 × 1 products in Triton (same), and the encoder and duration convolutions as single
     matrix products; on the CPU the decoder's convolutions channels-last. Both: q/k/v as one
     product."""
     enable_compile: bool = False

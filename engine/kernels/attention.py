@@ -158,12 +158,9 @@ BLOCK_N = 32
 NUM_WARPS = 4
 
 SPLITS = 4
-"""Runs of keys for batches below SPLIT_BELOW_ROWS: one sentence (1 × 480) has 60 programs of
-one run for an H100's 132 multiprocessors, 240 of four."""
-
-SPLIT_BELOW_ROWS = SMALL_BATCH_ROWS
-"""Batch·tokens below which the keys are split: a fixed threshold rather than a count worked out
-from the shape and the GPU, which would add guards under dynamic shapes (`SMALL_BATCH_ROWS`)."""
+"""Runs of keys for batches below `SMALL_BATCH_ROWS` batch·tokens: one sentence (1 × 480) has 60
+programs of one run for an H100's 132 multiprocessors, 240 of four. A fixed threshold rather than
+a count worked out from the shape and the GPU, which would add guards under dynamic shapes."""
 
 ATTENTION_KB = (32, 68, 100)
 """Shared memory at these blocks with 1, 2, 3 key/value stages in flight."""
@@ -172,7 +169,7 @@ ATTENTION_KB = (32, 68, 100)
 def splits_for(rows: int) -> int:
     """Runs of keys per query block for a batch of `rows` batch·tokens (any count gives the same
     result; runs past the last key are empty)."""
-    return SPLITS if rows < SPLIT_BELOW_ROWS else 1
+    return SPLITS if rows < SMALL_BATCH_ROWS else 1
 
 
 def launch(qkv: torch.Tensor, rel_k: torch.Tensor, rel_v: torch.Tensor, lengths: torch.Tensor, heads: int, scale: float, wrap=lambda kernel: kernel) -> torch.Tensor:

@@ -298,7 +298,6 @@ def test_the_attention_and_the_products_change_launch_shape_at_one_size():
     from engine.kernels import attention
     from engine.kernels.device import SMALL_BATCH_ROWS
 
-    assert attention.SPLIT_BELOW_ROWS == SMALL_BATCH_ROWS
     assert attention.splits_for(SMALL_BATCH_ROWS - 1) == attention.SPLITS > 1
     assert attention.splits_for(SMALL_BATCH_ROWS) == 1
 
