@@ -141,7 +141,7 @@ class OptimizedTTSWrapper:
         times.add("phonemize", feed.busy_s)
         timings.stages = dict(times.values)
         self.last_timings = timings
-        self._peak = runtime.memory_snapshot(self.model.device)["peak"]
+        self._peak = times.peak_bytes if times.peak_bytes is not None else runtime.memory_snapshot(self.model.device)["peak"]
 
     def generate(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, on_chunk: Callable[[AudioChunk], None] | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> SynthesisResult:
         """The whole text's audio in one array; `on_chunk` sees each sentence as it is ready. The

@@ -27,8 +27,9 @@ TILES = ((64, 2), (128, 4), (128, 8), (256, 8))
 """(time tile, warps) of the fused convolutions."""
 
 
-def graph_time(fn) -> float:
-    """Median ms of REPLAYS graph replays of fn (warmed up, captured once)."""
+def graph_time(fn, calls: int = 1) -> float:
+    """Median ms of REPLAYS graph replays of fn (warmed up, captured once), per call of fn when
+    the graph holds `calls` of them back to back (as inside a stage's graph: no launch gap)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -37,7 +38,8 @@ def graph_time(fn) -> float:
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        fn()
+        for _ in range(calls):
+            fn()
     times = []
     for _ in range(REPLAYS):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -45,7 +47,7 @@ def graph_time(fn) -> float:
         graph.replay()
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(start.elapsed_time(end) / calls)
     return statistics.median(times)
 
 

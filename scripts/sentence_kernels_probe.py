@@ -16,6 +16,7 @@ import types
 
 import torch
 import torch.nn.functional as F
+import triton
 
 import engine.kernels.attention as attention
 from engine.kernels import conv1d
@@ -80,10 +81,18 @@ def attention_rows(baseline) -> None:
                     setattr(module, key, value)
 
 
-PRODUCTS = (("qkv 1x1", 192, 576, 1), ("out 1x1", 192, 192, 1), ("ffn conv_1 k3", 192, 768, 3), ("ffn conv_2 k3", 768, 192, 3))
+PRODUCTS = (
+    ("qkv 1x1", 192, 576, 1), ("out 1x1", 192, 192, 1), ("ffn conv_1 k3", 192, 768, 3), ("ffn conv_2 k3", 768, 192, 3),
+    ("dds 1x1", 192, 192, 1), ("flow proj 1x1", 192, 29, 1),
+)
+BACK_TO_BACK = 10
+"""Launches per graph replay: the time per launch then holds no graph launch or idle gap."""
 
 
 def product_rows() -> None:
+    """Per product at one sentence: cuBLAS, `exact_conv1d` as configured (with its adds of the
+    reduction's runs, which torch.compile fuses into the consumer), and the narrow tiles' kernel
+    alone with the reduction cut into 1–6 runs."""
     tokens = 480
     for name, c_in, c_out, k in PRODUCTS:
         torch.manual_seed(0)
@@ -92,21 +101,29 @@ def product_rows() -> None:
         taps = weight.permute(2, 0, 1).contiguous()
         lengths = torch.full((1,), tokens - 30, device="cuda", dtype=torch.int32)
         inside = (torch.arange(tokens, device="cuda") < tokens - 30).expand(1, c_out, tokens)
-        xm = x * inside[:, :1]
+        xm = x * inside[:1, :1]
+        steps = k * triton.cdiv(c_in, conv1d.NARROW_TILES[1])
         with exact_fp32():
             ref = F.conv1d(xm, weight, bias, padding=k // 2)
-            print(f"product {name:<14} cuBLAS fp32          {graph_time(lambda: F.conv1d(xm, weight, bias, padding=k // 2)) * 1e3:8.1f} µs", flush=True)
+            cublas = lambda: F.conv1d(xm, weight, bias, padding=k // 2)  # noqa: E731
+            print(f"product {name:<14} cuBLAS fp32          {graph_time(cublas, BACK_TO_BACK) * 1e3:8.1f} µs", flush=True)
             as_configured = lambda: torch.ops.tts_turbo.exact_conv1d(x, taps, bias, lengths, k // 2, False, True)  # noqa: E731
             out = as_configured()
-            print(f"product {name:<14} as configured        {graph_time(as_configured) * 1e3:8.1f} µs  err {rel_err(out[inside], ref[inside]):.1e}", flush=True)
-            for (co, ci), block_t, warps in itertools.product(((16, 64), (32, 64), (32, 128), (64, 64)), (32, 64), (2, 4)):
-                def fn(co=co, ci=ci, block_t=block_t, warps=warps):
-                    return conv1d.conv1d(x, taps, bias, lengths, padding=k // 2, block_t=block_t, num_warps=warps, channel_blocks=(co, ci), num_stages=3, zero_past=True)
+            runs = conv1d.narrow_runs(k, c_in)
+            print(f"product {name:<14} as configured, {runs} runs {graph_time(as_configured, BACK_TO_BACK) * 1e3:8.1f} µs  err {rel_err(out[inside], ref[inside]):.1e}", flush=True)
+            for splits, block_t, fill in itertools.product((1, 2, 3, 4, 6), (32, 64, 128), (0, 1, 2)):
+                if splits > steps or (fill and block_t != 64):
+                    continue
+                def fn(splits=splits, block_t=block_t, fill=fill):
+                    return conv1d.conv1d(x, taps, None, lengths, padding=k // 2, block_t=block_t, channel_blocks=conv1d.NARROW_TILES,
+                                         num_stages=2 if block_t == 128 else 3, splits=splits, zero_past=splits == 1, fill=fill)
+                label = f"{splits} runs t{block_t}{f' fill {fill}' if fill else ''}"
                 try:
                     out = fn()
-                    print(f"product {name:<14} co{co} ci{ci} t{block_t} w{warps} s3  {graph_time(fn) * 1e3:8.1f} µs  err {rel_err(out[inside], ref[inside]):.1e}", flush=True)
+                    summed = (out.sum(0) if splits > 1 else out) + bias[:, None]
+                    print(f"product {name:<14} {label:<18} kernel alone {graph_time(fn, BACK_TO_BACK) * 1e3:8.1f} µs  err {rel_err(summed[inside], ref[inside]):.1e}", flush=True)
                 except Exception as error:  # noqa: BLE001
-                    print(f"product {name:<14} co{co} ci{ci} t{block_t} w{warps} s3 failed: {type(error).__name__}", flush=True)
+                    print(f"product {name:<14} {label} failed: {type(error).__name__}: {str(error)[:200]}", flush=True)
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ since a traceable launch costs a higher-order-op dispatch per eager call.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -64,11 +66,11 @@ def _tap_block(acc, x_base, w_tap, pos, co, ci, C_in, C_out, stride_xc, stride_x
 
 
 @triton.jit
-def program_tile(len_ptr, BLOCK_CO: tl.constexpr, BLOCK_T: tl.constexpr):
-    """A same-length convolution program's tile on a (time, output channel, item) grid: its
-    positions, its output channels, its item, and whether its first position is within the item's
-    length (tiles wholly past it are skipped) with that length."""
-    b = tl.program_id(2)
+def program_tile(len_ptr, BLOCK_CO: tl.constexpr, BLOCK_T: tl.constexpr, SPLITS: tl.constexpr = 1):
+    """A same-length convolution program's tile on a (time, output channel, item × split) grid:
+    its positions, its output channels, its item, and whether its first position is within the
+    item's length (tiles wholly past it are skipped) with that length."""
+    b = tl.program_id(2) // SPLITS
     first = tl.program_id(0) * BLOCK_T
     valid = tl.load(len_ptr + b)
     return first + tl.arange(0, BLOCK_T), tl.program_id(1) * BLOCK_CO + tl.arange(0, BLOCK_CO), b, first < valid, valid
@@ -78,25 +80,33 @@ def program_tile(len_ptr, BLOCK_CO: tl.constexpr, BLOCK_T: tl.constexpr):
 def conv1d_kernel(
     x_ptr, w_ptr, b_ptr, len_ptr, res_ptr, sum_ptr, y_ptr,
     C_in, C_out, T_in, T_out,
-    stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt, stride_bias,
+    stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt, stride_bias, stride_ys,
     slope, scale,
     K: tl.constexpr, DIL: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr, ZERO_PAST: tl.constexpr,
-    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr, SPLITS: tl.constexpr,
 ):
     """y = act_out(scale · (conv(act(x · mask)) + bias + res + sum)); res/sum/y share y's strides;
     the bias is per item when stride_bias ≠ 0 (speaker conditioning folded in). Outputs at or past
-    an item's length are zero with ZERO_PAST, else left unwritten (tiles wholly past it skipped)."""
-    t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T)
+    an item's length are zero with ZERO_PAST, else left unwritten (tiles wholly past it skipped).
+    With SPLITS > 1 the (tap, channel block) steps are cut into SPLITS runs, each program sums one
+    run and stores it at y + run · stride_ys (a partial sum; the caller adds them up)."""
+    t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T, SPLITS)
     if live:
         x_base = x_ptr + b * stride_xb
         acc = tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32)
         n_ci = tl.cdiv(C_in, BLOCK_CI)
-        for step in range(K * n_ci):  # one loop over (tap, channel block): the pipeliner prefetches across taps
+        if SPLITS == 1:
+            first, last, out_ptr = 0, K * n_ci, y_ptr
+        else:
+            run = tl.program_id(2) % SPLITS
+            per_run = tl.cdiv(K * n_ci, SPLITS)
+            first, last, out_ptr = run * per_run, tl.minimum(K * n_ci, (run + 1) * per_run), y_ptr + run * stride_ys
+        for step in range(first, last):  # one loop over (tap, channel block): the pipeliner prefetches across taps
             j = step // n_ci
             ci = (step - j * n_ci) * BLOCK_CI + tl.arange(0, BLOCK_CI)
             acc = _tap_block(acc, x_base, w_ptr + j * C_out * C_in, t + (j * DIL - PAD), co, ci, C_in, C_out, stride_xc, stride_xt, valid, slope, ACT, EXACT)
-        _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale,
+        _epilogue(acc, b_ptr + b * stride_bias, res_ptr, sum_ptr, out_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, scale,
                   HAS_BIAS, HAS_RES, HAS_SUM, TANH, valid, ZERO_PAST)
     elif ZERO_PAST:
         _epilogue(tl.zeros((BLOCK_CO, BLOCK_T), dtype=tl.float32), b_ptr, res_ptr, sum_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, 1.0,
@@ -158,12 +168,16 @@ def conv_transpose1d_kernel(
         _epilogue(acc, b_ptr, b_ptr, b_ptr, y_ptr, b, co, t, C_out, T_out, stride_yb, stride_yc, stride_yt, 1.0, True, False, False, False)
 
 
-def channels_last(shape: tuple[int, int, int], like: torch.Tensor) -> torch.Tensor:
-    """A (B, C, T) tensor stored as (B, T, C): a tap's shift moves whole rows of channels, so tile
-    loads stay aligned and vectorised whatever the dilation, and phase-strided stores of the
+def channels_last(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A (..., C, T) tensor stored as (..., T, C): a tap's shift moves whole rows of channels, so
+    tile loads stay aligned and vectorised whatever the dilation, and phase-strided stores of the
     transposed convolution write whole rows."""
-    b, c, t = shape
-    return torch.empty((b, t, c), device=like.device, dtype=like.dtype).transpose(1, 2)
+    *lead, c, t = shape
+    step, lead_strides = c * t, []
+    for size in reversed(lead):
+        lead_strides.insert(0, step)
+        step *= size
+    return torch.empty_strided(shape, (*lead_strides, 1, c), device=like.device, dtype=like.dtype)
 
 
 def _tiles(c_out: int, c_in: int, half: bool) -> tuple[int, int, int]:
@@ -192,11 +206,11 @@ FP32_TRANSPOSED_KB = (48, 80, 112)
 """`conv_transpose1d_kernel`'s fp32 tiles (64 × 64, 64 positions); half precision ≤ 16 KB."""
 
 
-def _time_tile(largest: int, positions: int, other_programs: int, device: torch.device) -> int:
-    """Largest time tile (≤ `largest`, ≥ 32) that still gives two programs per multiprocessor:
+def _time_tile(largest: int, positions: int, other_programs: int, device: torch.device, per_sm: int = 2) -> int:
+    """Largest time tile (≤ `largest`, ≥ 32) that still gives `per_sm` programs per multiprocessor:
     short inputs (the first upsampling stages of one sentence) otherwise leave most SMs idle."""
     tile = largest
-    while tile > 32 and triton.cdiv(positions, tile) * other_programs < 2 * multiprocessors(device):
+    while tile > 32 and triton.cdiv(positions, tile) * other_programs < per_sm * multiprocessors(device):
         tile //= 2
     return tile
 
@@ -220,6 +234,8 @@ def conv1d(
     channel_blocks: tuple[int, int] | None = None,
     num_stages: int | None = None,
     zero_past: bool = False,
+    splits: int = 1,
+    fill: int = 2,
     launcher=None,
 ) -> torch.Tensor:
     """Same-length (stride 1) conv of x (B, C_in, T) with `weight` arranged (K, C_out, C_in).
@@ -230,10 +246,18 @@ def conv1d(
     `num_stages` defaults to 3, fewer where the default fp32 tiles would not fit the card's shared
     memory (`FP32_CONV_KB`); a caller choosing other fp32 tiles (`channel_blocks`, a wider `block_t`)
     should choose the depth with them. `zero_past` writes zeros at and past each length instead of
-    leaving them unspecified."""
+    leaving them unspecified. `splits` > 1 cuts the sum over (tap, input channel block) into that
+    many runs on separate programs and returns their partial sums, (splits, B, C_out, T): no bias,
+    residual, sum, scale, tanh or zeroing past the lengths then (the caller adds the runs up).
+    The time tile is narrowed from `block_t` until there are `fill` programs per multiprocessor."""
     k, c_out, c_in = weight.shape
     b, _, t = x.shape
     t_out = t + 2 * padding - dilation * (k - 1)
+    if splits > 1:
+        if bias is not None or residual is not None or running_sum is not None or scale != 1.0 or tanh or zero_past or out is not None:
+            raise ValueError("split sums take no bias, residual, running_sum, scale, tanh, zero_past or out")
+        runs = channels_last((splits, b, c_out, t_out), x)
+        out = runs[0]
     if out is None:
         out = torch.empty_like(residual) if residual is not None else channels_last((b, c_out, t_out), x)
     y = out
@@ -246,19 +270,20 @@ def conv1d(
         num_stages = 3 if half else deepest(FP32_CONV_KB, shared_memory(x.device))
     if channel_blocks is not None:
         block_co, block_ci = channel_blocks
-    block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b, x.device)
-    grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b)
+    block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b * splits, x.device, fill)
+    grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b * splits)
+    target = runs if splits > 1 else y  # the split sums' whole buffer: the kernel writes all of it
     (conv1d_kernel if launcher is None else launcher)[grid](
         x, weight, bias if bias is not None else weight, lengths,
-        residual if residual is not None else y, running_sum if running_sum is not None else y, y,
+        residual if residual is not None else target, running_sum if running_sum is not None else target, target,
         c_in, c_out, t, t_out,
-        *x.stride(), *y.stride(), bias.stride(0) if bias is not None and bias.dim() == 2 else 0,
+        *x.stride(), *y.stride(), bias.stride(0) if bias is not None and bias.dim() == 2 else 0, runs.stride(0) if splits > 1 else 0,
         0.0 if slope is None else slope, scale,
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh, ZERO_PAST=zero_past,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, num_warps=num_warps or warps, num_stages=num_stages,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, SPLITS=splits, num_warps=num_warps or warps, num_stages=num_stages,
     )
-    return y
+    return runs if splits > 1 else y
 
 
 @triton_op("tts_turbo::exact_conv1d", mutates_args=())
@@ -268,12 +293,35 @@ def exact_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, leng
     `lengths[b]` (int32) read as zero and `relu` applies to the masked input. fp32 operands keep
     fp32 accuracy (three-pass TF32). Returns a new (B, C_out, T) tensor that is zero at or past
     each length with `zero_past`, else unspecified there (possibly NaN: select, never multiply).
-    Tiles of 128 positions measured fastest for the encoder's feed-forward on an H100 (run AF);
-    batches below `SMALL_BATCH_ROWS` take `NARROW_TILES`."""
+    Tiles of 128 positions measured fastest for the encoder's feed-forward on an H100 (run AF).
+    Batches below `SMALL_BATCH_ROWS` take `NARROW_TILES` with the widest time tile (≤ 64) that
+    still gives every multiprocessor a program (two per multiprocessor meant 32 positions, 1.3×
+    slower for one sentence's q/k/v and first feed-forward convolution, run AT), and deep
+    products sum in runs (`RUN_STEPS`)."""
     traced = wrap_triton(conv1d_kernel)  # named here, where torch looks for the kernels to key its compile caches on
-    small = x.shape[0] * x.shape[2] < SMALL_BATCH_ROWS
-    tiles = dict(block_t=64, channel_blocks=NARROW_TILES, num_stages=deepest(FP32_NARROW_KB, shared_memory(x.device))) if small else {}
-    return conv1d(x, weight, bias, lengths, padding=padding, slope=0.0 if relu else None, zero_past=zero_past, launcher=traced, **tiles)
+    slope = 0.0 if relu else None
+    if x.shape[0] * x.shape[2] >= SMALL_BATCH_ROWS:
+        return conv1d(x, weight, bias, lengths, padding=padding, slope=slope, zero_past=zero_past, launcher=traced)
+    narrow = dict(block_t=64, channel_blocks=NARROW_TILES, fill=1, num_stages=deepest(FP32_NARROW_KB, shared_memory(x.device)), launcher=traced)
+    runs = narrow_runs(weight.shape[0], weight.shape[2])
+    if runs == 1:
+        return conv1d(x, weight, bias, lengths, padding=padding, slope=slope, zero_past=zero_past, **narrow)
+    parts = conv1d(x, weight, None, lengths, padding=padding, slope=slope, splits=runs, **narrow)
+    y = functools.reduce(torch.add, parts.unbind(0)) + bias[:, None]
+    return torch.where(torch.arange(y.shape[2], device=y.device) < lengths[:, None, None], y, 0.0) if zero_past else y
+
+
+RUN_STEPS = 9
+"""Below `SMALL_BATCH_ROWS` a product's sum over (tap, input channel block) steps is cut into runs
+of at least this many steps, each on its own programs, added up after the launch (under
+torch.compile the adds fuse into the consumer's kernel: the residual and layer norm). At one
+sentence only the feed-forward's second convolution (768 → 192 channels, kernel 3: 36 steps) has
+enough: 4 runs, 37 → 20 µs on an H100 (`scripts/sentence_kernels_probe.py`, run AT)."""
+
+
+def narrow_runs(k: int, c_in: int) -> int:
+    """Runs of a narrow product's sum (see `RUN_STEPS`) for kernel size `k` and `c_in` input channels."""
+    return max(1, k * triton.cdiv(c_in, NARROW_TILES[1]) // RUN_STEPS)
 
 
 def conv_transpose1d(

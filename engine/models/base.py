@@ -29,6 +29,10 @@ class StageTimes:
     """Seconds per pipeline stage for one call (stages a family does not have stay 0)."""
 
     values: dict[str, float] = field(default_factory=dict)
+    peak_bytes: int | None = None
+    """The device's peak allocation for the call, where a model read it once all the call's device
+    work so far was queued and still running (the read costs ~0.1 ms of host time on a GPU
+    machine, hidden there); None where the wrapper must read it after the call."""
 
     def add(self, stage: str, seconds: float) -> None:
         self.values[stage] = self.values.get(stage, 0.0) + seconds

@@ -50,6 +50,13 @@ with torch.no_grad():
     report["taps not saved"] = not any(name.startswith("taps") for name in ffn.state_dict())
     raw = torch.ops.tts_turbo.exact_conv1d(x, ffn.taps_1, ffn.conv_1.bias, lengths, 1, False, False)
     report["raw output past a length is unspecified"] = bool(raw[1, :, 128:].isnan().all())
+    deep, deep_taps, deep_bias = torch.randn(B, 384, T), torch.randn(3, C, 384) * 384**-0.5, torch.randn(C)  # 18 steps of 64 channels
+    report["a deep product sums in two runs"] = kernels.narrow_runs(3, 384) == 2 and kernels.narrow_runs(3, 192) == 1
+    in_runs = torch.ops.tts_turbo.exact_conv1d(deep, deep_taps, deep_bias, lengths, 1, True, True)
+    valid = mask.expand_as(in_runs) > 0
+    plain = torch.nn.functional.conv1d(torch.relu(deep * mask), deep_taps.permute(1, 2, 0), deep_bias, padding=1)
+    report["runs error"] = rel(in_runs[valid], plain[valid])
+    report["runs zero past the lengths"] = bool((in_runs[~valid] == 0).all())
     got = ffn(x, mask, lengths)
     inside = mask.expand_as(got) > 0
     report["ffn"] = rel(got[inside], want[inside])
@@ -270,7 +277,7 @@ def _child(script: str, interpret: bool) -> dict:
 
 def test_fused_ffn_and_products_equal_the_plain_ones_at_valid_positions_and_are_zero_past_them():
     report = _child(INTERPRETED, interpret=True)
-    errors = ("ffn", "encoder", "pointwise error")
+    errors = ("ffn", "encoder", "pointwise error", "runs error")
     for name in errors:
         assert isinstance(report[name], float) and report[name] < 1e-5, (name, report[name])
     for name, value in report.items():
@@ -421,13 +428,15 @@ def _engine_kernels(shared: int):
         co, ci, warps = (128, 64, 8) if half else (64, 64, 4)
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "res_ptr", "sum_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         ints = ("C_in", "C_out", "T_in", "T_out", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt")
-        constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, ZERO_PAST=not half, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128)
+        constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, ZERO_PAST=not half, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128, SPLITS=1)
         stages = 3 if half else deepest(conv1d.FP32_CONV_KB, shared)
-        scalars = {n: "i32" for n in (*ints, "stride_bias")} | {"slope": "fp64", "scale": "fp64"}
+        scalars = {n: "i32" for n in (*ints, "stride_bias", "stride_ys")} | {"slope": "fp64", "scale": "fp64"}
         yield f"conv {dtype}", conv1d.conv1d_kernel, pointers, scalars, constants, warps, stages
         if not half:  # one sentence's tiles (`exact_conv1d` below SMALL_BATCH_ROWS)
             narrow = constants | dict(BLOCK_CO=conv1d.NARROW_TILES[0], BLOCK_CI=conv1d.NARROW_TILES[1], BLOCK_T=64)
             yield "conv fp32 narrow", conv1d.conv1d_kernel, pointers, scalars, narrow, 4, deepest(conv1d.FP32_NARROW_KB, shared)
+            runs = narrow | dict(HAS_BIAS=False, HAS_RES=False, HAS_SUM=False, ZERO_PAST=False, SPLITS=3)
+            yield "conv fp32 narrow, 3 runs", conv1d.conv1d_kernel, pointers, scalars, runs, 4, deepest(conv1d.FP32_NARROW_KB, shared)
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         constants = dict(K=16, STRIDE=8, PAD=4, ACT=1, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_Q=64)
         stages = 3 if half else deepest(conv1d.FP32_TRANSPOSED_KB, shared)

@@ -204,6 +204,18 @@ def test_steady_state_allocates_nothing_new(joe_gpu):
     print(f"\nallocator flat over 100 calls: reserved {after['reserved_bytes.all.current'] / 2**20:.1f} MiB, pool {pool}, graph replays {graphs['replays']}")
 
 
+@pytest.mark.parametrize("text", ["medium", "chapter"])
+def test_the_reported_peak_is_the_calls_allocator_peak(joe_gpu, text):
+    """Read while the GPU still runs the last batch (`StageTimes.peak_bytes`), it equals the
+    allocator's peak read after the call: nothing is allocated once the last batch is queued."""
+    cfg = dataclasses.replace(OptimizationConfig.max_speed(cuda=True), enable_compile=False)
+    wrapper = OptimizedTTSWrapper(joe_gpu, AdvancedTTSOptimizer(cfg, "cuda"))
+    segs = segments(text)
+    wrapper.generate("", SEEDED, segments=segs)
+    result = wrapper.generate("", SEEDED, segments=segs)
+    assert result.peak_vram_bytes == torch.cuda.max_memory_allocated() > 0
+
+
 def test_compile_matches_eager(joe_gpu):
     pytest.importorskip("triton")
     base = OptimizationConfig.unoptimized()

@@ -29,6 +29,7 @@ from ...graphs import GraphRunner
 from ...host_copy import copy_all
 from ...noise import check_length, gaussian_fn, segment_key
 from ...precision import exact_fp32
+from ...runtime import memory_snapshot
 from ..base import StageTimes
 from .model import PiperVITS, exact_products_armed, use_exact_products
 
@@ -218,8 +219,12 @@ class InFlight:
         """Wait for the copy, record the stage laps, and cut each item to its true length with its
         pause appended: into its place in `layout` when the call's audio is laid out, else into one
         fresh allocation shared by the batch (many small fresh arrays cost the host more in page
-        faults than the copy itself; a 10-minute chapter is 53 MB)."""
+        faults than the copy itself; a 10-minute chapter is 53 MB). While the GPU still works, the
+        peak allocation so far is read first (`StageTimes.peak_bytes`): a batch's device memory is
+        all allocated by the time its work is queued, and the last batch is finished after every
+        launch, so its read is the call's."""
         if self.done is not None:
+            times.peak_bytes = None if self.done.query() else memory_snapshot(self.clock.device)["peak"]
             self.done.synchronize()
         self.clock.read(times)
         sizes = self.sizes()
