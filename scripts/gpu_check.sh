@@ -2,9 +2,15 @@
 # Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
 # Results land under $OUT (the device tool brings that folder back).
 #
-#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|all]     (default: all)
+#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|session|chapter|all]     (default: all)
 #   TEST_PATHS, TEST_K: which GPU tests (pytest paths, -k expression); BENCH_ARGS, ITERS: the bench's options
 #   and timed calls per cell
+#
+# `session` is one call of ~7 minutes for a change to one sentence's path (a session's device time
+# is 30 minutes, and each machine start can cost minutes): both stages replayed alone and the call
+# with ids given, base engine against this one (compiled, one process each); the GPU tests of
+# TEST_K (default: one sentence's kernels and the peak allocation); the medium text's bench, eager
+# fp32 against all on, text mode. `chapter` times the compiled chapter alone (~6 minutes cold).
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
 # one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel
@@ -82,9 +88,33 @@ if [[ $what == kernels || $what == all ]]; then
   python3 scripts/stage_b_bench.py >"$OUT/stage-b-bench.txt" 2>&1 || status=1
   python3 scripts/conv_pair_bench.py >"$OUT/conv-pair-bench.txt" 2>&1 || status=1
 fi
-if [[ $what == ab && -f .carry/baseline.patch ]]; then
+base_engine() {  # the engine before .carry/baseline.patch, under /tmp/baseline
   rm -rf /tmp/baseline && mkdir -p /tmp/baseline && cp -r engine /tmp/baseline/
   (cd /tmp/baseline && patch -s -R -p1 <"$OLDPWD/.carry/baseline.patch") || status=1
+}
+if [[ $what == session ]]; then
+  if [[ -f .carry/baseline.patch ]]; then
+    base_engine
+    for side in base new; do
+      path=$PYTHONPATH; [[ $side == base ]] && path="/tmp/baseline:$PYTHONPATH"
+      PYTHONPATH=$path timeout 100 python3 scripts/stage_bench.py --text medium --compile 2>&1 \
+        | grep -E "^  \(|the call|Error" | sed "s/^/$side /" | tee -a "$OUT/stage-ab.txt"
+    done
+  fi
+  timeout "${TESTS_S:-200}" python3 -m pytest -m gpu tests/engine/test_gpu.py -q -s -p no:cacheprovider \
+    -k "${TEST_K:-(exact_products and 1-416) or (fused_feed_forward and 1-416) or reported_peak}" >"$OUT/gpu-tests.txt" 2>&1 || status=1
+  tail -3 "$OUT/gpu-tests.txt"
+  timeout 200 python3 -m engine.cli bench --device cuda "${source[@]}" --out "$OUT/bench-medium" --no-progress \
+    --iters 20 --texts medium --configs eager_fp32,all_on >"$OUT/bench-medium.log" 2>&1 || status=1
+  tail -5 "$OUT/bench-medium.log"
+fi
+if [[ $what == chapter ]]; then
+  timeout 560 python3 -m engine.cli bench --device cuda "${source[@]}" --out "$OUT/bench-chapter" --no-progress \
+    --iters 3 --warmup 1 --texts chapter --configs all_on --no-peer >"$OUT/bench-chapter.log" 2>&1 || status=1
+  tail -4 "$OUT/bench-chapter.log"
+fi
+if [[ $what == ab && -f .carry/baseline.patch ]]; then
+  base_engine
   ab_source=(); [[ -z $espeak || -n ${IDS_FILE:-} ]] && ab_source=(--ids)
   for round in $(seq "${AB_ROUNDS:-3}"); do
     for side in base new; do
