@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--fine", action="store_true", help="also mark the helpers inside each seam")
+    parser.add_argument("--finer", action="store_true", help="with --fine: also every seam before stage A's launch")
     args = parser.parse_args()
     marked(OptimizedTTSWrapper, "generate")
     marked(synth.PiperRunner, "_launch_stage_a")
@@ -61,6 +62,14 @@ def main() -> None:
     if args.fine:
         for owner, name in ((synth, "pack_inputs"), (PinnedStaging, "pinned"), (PinnedStaging, "to_host"), (BufferPool, "get_buffer"),
                             (synth.StageClock, "lap"), (wrapper_module, "join_audio"), (runtime, "memory_snapshot"), (torch.cuda, "reset_peak_memory_stats")):
+            marked(owner, name)
+    if args.finer:  # every seam between the call's start and stage A's launch
+        from engine.feed import SegmentFeed
+        from engine.models.piper.pipeline import PiperTTS
+        for owner, name in ((synth.StageClock, "restart"), (GraphRunner, "static_inputs"), (synth.PiperRunner, "_upload"),
+                            (synth.PiperRunner, "_frames_to_host"), (synth.PiperRunner, "_staged"),
+                            (PiperTTS, "params"), (SegmentFeed, "__init__"), (synth.InFlight, "sizes"),
+                            (synth, "copy_all")):
             marked(owner, name)
     wrapper = max_speed_wrapper(args.compile, args.device)
     text_segments = segments(args.text)

@@ -17,7 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .conv1d import _tanh, channels_last, dot, program_tile
+from .conv1d import _tanh, _time_tile, channels_last, dot, program_tile
 from .device import deepest, shared_memory
 
 FP32_GATED_KB = (80, 144, 208)
@@ -62,15 +62,18 @@ def gated_conv_kernel(
         tl.store(y_ptr + b * stride_yb + co[:, None] * stride_yc + t[None, :] * stride_yt, gated.to(y_ptr.dtype.element_ty), mask=ok)
 
 
-def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, *, dilation: int, padding: int, block_t: int = 128) -> torch.Tensor:
+def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, *, dilation: int, padding: int, block_t: int = 128, fill: int = 2) -> torch.Tensor:
     """Same-length gated convolution of x (B, C_in, T) with `weight` arranged (K, 2H, C_in) and
-    `bias` (2H,) or per item (B, 2H) → (B, H, T), channels-last."""
+    `bias` (2H,) or per item (B, 2H) → (B, H, T), channels-last. The time tile is narrowed from
+    `block_t` until there are `fill` programs per multiprocessor: one sentence's flow (192 channels,
+    ~1,000 frames) otherwise ran 24 programs on an H100's 132 multiprocessors."""
     k, two_h, c_in = weight.shape
     b, _, t = x.shape
     h = two_h // 2
     y = channels_last((b, h, t), x)
     half = weight.dtype != torch.float32
     block_co, block_ci = 64, max(16, min(64, triton.next_power_of_2(c_in)))
+    block_t = _time_tile(block_t, t, triton.cdiv(h, block_co) * b, x.device, fill)
     grid = (triton.cdiv(t, block_t), triton.cdiv(h, block_co), b)
     gated_conv_kernel[grid](
         x, weight, bias, lengths, y, c_in, h, t, *x.stride(), *y.stride(), bias.stride(0) if bias.dim() == 2 else 0,

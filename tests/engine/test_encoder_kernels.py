@@ -445,6 +445,7 @@ def _engine_kernels(shared: int):
         constants = dict(K=5, DIL=1, PAD=2, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_T=128)
         stages = 3 if half else deepest(wavenet.FP32_GATED_KB, shared)
         yield f"gated {dtype}", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants, 4, stages
+        yield f"gated {dtype}, one sentence's time tiles", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants | dict(BLOCK_T=32), 4, stages
     pointers = {name: "*fp32" for name in ("qkv_ptr", "rel_k_ptr", "rel_v_ptr", "len_ptr", "bias_ptr", "band_ptr", "part_ptr", "out_ptr")} | {"len_ptr": "*i32"}
     ints = ("C", "T", "stride_qb", "stride_qc", "stride_qt", "stride_ob", "stride_oc", "stride_ot", "stride_rel")
     for splits in (1, attention.SPLITS):

@@ -302,7 +302,9 @@ def test_stage_times_leave_out_the_consumer(joe_cpu, monkeypatch):
 @pytest.mark.parametrize("gpu_busy", [True, False])
 def test_a_batch_reads_the_peak_allocation_only_while_the_gpu_still_works(monkeypatch, gpu_busy):
     """The read costs ~0.1 ms of host time on a GPU machine: before the wait it hides behind the
-    GPU's work; once the GPU is done it would not, so the wrapper reads after the call instead."""
+    GPU's work; once the GPU is done it would not, so the wrapper reads after the call instead.
+    Either way each item is its audio and then a silent pause, whatever the host buffer holds
+    past the audio (the array is zeroed before the wait while the GPU works, its pauses after)."""
     from engine.models.piper import synth
 
     class Copy:  # the batch's copy-out event
@@ -313,11 +315,13 @@ def test_a_batch_reads_the_peak_allocation_only_while_the_gpu_still_works(monkey
             pass
 
     monkeypatch.setattr(synth, "memory_snapshot", lambda device: {"peak": 123})
-    batch = synth.InFlight([0], torch.ones(1, 8), [2], [1], 4, synth.StageClock(torch.device("cpu")), Copy())
+    host = torch.stack([torch.full((12,), 1.0), torch.full((12,), 2.0)])  # past each item's audio: stale samples
+    batch = synth.InFlight([0, 1], host, [2, 1], [1, 3], 4, synth.StageClock(torch.device("cpu")), Copy())
     times = StageTimes(peak_bytes=7)  # an earlier batch's read
     audio = batch.finish(times)
     assert times.peak_bytes == (123 if gpu_busy else None)
     assert audio[0].tolist() == [1.0] * 8 + [0.0]
+    assert audio[1].tolist() == [2.0] * 4 + [0.0] * 3
 
 
 def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
