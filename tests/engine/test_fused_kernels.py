@@ -83,7 +83,8 @@ FLOW_CHECK = r"""
 import json, sys, torch
 from engine.models.piper.config import PiperArch
 from engine.models.piper.model import ResidualCouplingBlock, sequence_mask
-from engine.kernels import conv1d
+from engine.kernels import conv1d, wavenet
+from engine.models.piper import fused as fused_module
 from engine.models.piper.fused import FusedFlow
 
 def rel(a, b):
@@ -93,9 +94,15 @@ def compare(flow, frames, g, channels):
     torch.manual_seed(1)
     mask = sequence_mask(frames, int(frames.max()) + 5).unsqueeze(1)  # five frames of padding past the longest
     z = torch.randn(len(frames), channels, mask.shape[2]) * mask
+    fused, calls = FusedFlow(flow), []
+    for name in ("conv1d", "gated_conv"):  # count the Triton launches
+        original = getattr(fused_module, name)
+        setattr(fused_module, name, lambda *a, original=original, **k: calls.append(1) or original(*a, **k))
     with torch.inference_mode():
-        want, got = flow.reverse(z, mask, g), FusedFlow(flow)(z, frames, g)
-    return {"error": rel(got, want), "zero past the lengths": bool((got[mask.expand_as(got) == 0] == 0).all())}
+        want, got = flow.reverse(z, mask, g), fused(z, frames, g)
+    fused_module.conv1d, fused_module.gated_conv = conv1d.conv1d, wavenet.gated_conv
+    return {"error": rel(got, want), "zero past the lengths": bool((got[mask.expand_as(got) == 0] == 0).all()),
+            "launches as counted": len(calls) + 2 == fused.launches}  # and the copy in, the selection out
 
 report = {}
 if sys.argv[1] == "joe":
@@ -122,13 +129,15 @@ print(json.dumps(report))
 def test_the_fused_flow_computes_the_eager_flow_under_the_interpreter(flow):
     """The bundled voice's flow (four couplings, no speaker) and a random one with an odd number of
     couplings (so the buffer ends reversed) and speaker conditioning: equal to the eager flow at
-    every valid frame, zero past each item's length, with padding past the longest item."""
+    every valid frame, zero past each item's length, with padding past the longest item, in as many
+    launches as its statistics say (two per WaveNet layer, two more per coupling)."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", FLOW_CHECK, flow], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     for name, result in json.loads(done.stdout.strip().splitlines()[-1]).items():
         assert result["error"] < 1e-5, (name, result)
         assert result["zero past the lengths"], name
+        assert result["launches as counted"], name
 
 
 PAIR_CHECK = r"""

@@ -99,41 +99,34 @@ class FusedGenerator:
 
 class _WaveNet:
     """One coupling's WaveNet stack (`model.WN`) in kernel layout: per layer the gated dilated
-    convolution, then its 1 × 1 product split into the residual half and the skip half."""
+    convolution, then its 1 × 1 product into the residual and skip halves at once (see `__call__`)."""
 
     def __init__(self, wn: WN):
         self.hidden = wn.hidden
         self.cond = wn.cond_layer if hasattr(wn, "cond_layer") else None
         self.gates = [_Conv(conv) for conv in wn.in_layers]
-        last = len(wn.res_skip_layers) - 1
-        self.residuals: list[tuple[torch.Tensor, torch.Tensor] | None] = []
-        self.skips: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for i, conv in enumerate(wn.res_skip_layers):
-            weight, bias = _taps(conv.weight), conv.bias.detach()
-            if i < last:
-                self.residuals.append((weight[:, : self.hidden].contiguous(), bias[: self.hidden]))
-                self.skips.append((weight[:, self.hidden :].contiguous(), bias[self.hidden :]))
-            else:
-                self.residuals.append(None)
-                self.skips.append((weight, bias))
+        self.products = [(_taps(conv.weight), conv.bias.detach()) for conv in wn.res_skip_layers]
 
-    def __call__(self, x: torch.Tensor, lengths: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
-        """x (B, hidden, F) channels-last, updated in place → the skip sum (B, hidden, F)."""
+    def __call__(self, state: torch.Tensor, lengths: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+        """state (B, 2·hidden, F), channels-last: x in the first half, the skip sum (zero on entry)
+        in the second, both updated in place → the skip sum's view. A layer's product writes
+        [residual; skip] channels, so with the two sums side by side one launch adds both (the
+        last layer's product, skip channels only, adds into its half)."""
+        x, skip = state[:, : self.hidden], state[:, self.hidden :]
         cond = self.cond(g)[:, :, 0] if self.cond is not None and g is not None else None
-        skip = None
-        for i, (gate, residual, to_skip) in enumerate(zip(self.gates, self.residuals, self.skips)):
-            bias = gate.bias if cond is None else gate.bias + cond[:, 2 * i * self.hidden : 2 * (i + 1) * self.hidden]
-            acts = gated_conv(x, gate.weight, bias, lengths, dilation=gate.dilation, padding=gate.padding)
-            if residual is not None:
-                conv1d(acts, *residual, lengths, residual=x, out=x)
-            skip = conv1d(acts, *to_skip, lengths, running_sum=skip, out=skip)
+        for i, (gate, (weight, bias)) in enumerate(zip(self.gates, self.products)):
+            gate_bias = gate.bias if cond is None else gate.bias + cond[:, 2 * i * self.hidden : 2 * (i + 1) * self.hidden]
+            acts = gated_conv(x, gate.weight, gate_bias, lengths, dilation=gate.dilation, padding=gate.padding)
+            sums = state if weight.shape[1] == 2 * self.hidden else skip
+            conv1d(acts, weight, bias, lengths, residual=sums, out=sums)
         return skip
 
 
 class FusedFlow:
-    """`model.ResidualCouplingBlock.reverse` in fused launches: per coupling a 1 × 1 product in, the
-    WaveNet stack at three launches per layer, and a 1 × 1 product out whose epilogue subtracts
-    from the coupled half in place.
+    """`model.ResidualCouplingBlock.reverse` in fused launches: per coupling a 1 × 1 product in
+    (which also zeroes the WaveNet's skip sum: its weights are padded with zero rows), the WaveNet
+    stack at two launches per layer, and a 1 × 1 product out whose epilogue subtracts from the
+    coupled half in place.
 
     The channel flips between couplings move no data: the latent stays in one buffer whose halves
     alternate between natural and reversed channel order, and each coupling's weights are permuted
@@ -150,9 +143,11 @@ class FusedFlow:
             post_bias = -layer.post.bias.detach()
             if reversed_order:
                 pre, post, post_bias = pre.flip(2).contiguous(), post.flip(1).contiguous(), post_bias.flip(0).contiguous()
-            self.steps.append((reversed_order, (pre, layer.pre.bias.detach()), _WaveNet(layer.enc), (post, post_bias)))
+            pre_bias = layer.pre.bias.detach()
+            pre, pre_bias = torch.cat([pre, torch.zeros_like(pre)], dim=1), torch.cat([pre_bias, torch.zeros_like(pre_bias)])  # + the skip sum's zeros
+            self.steps.append((reversed_order, (pre, pre_bias), _WaveNet(layer.enc), (post, post_bias)))
         self.ends_reversed = len(couplings) % 2 == 1
-        self.launches = 2 + sum(3 * len(wavenet.gates) + 1 for _, _, wavenet, _ in self.steps)  # copy in, select out
+        self.launches = 2 + sum(2 * len(wavenet.gates) + 2 for _, _, wavenet, _ in self.steps)  # copy in, select out
 
     @torch.compiler.disable  # already fused; compiling around it keeps the rest of the stage
     def __call__(self, z: torch.Tensor, frames: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
@@ -162,7 +157,7 @@ class FusedFlow:
         low, high = latent[:, : self.half], latent[:, self.half :]
         for reversed_order, pre, wavenet, post in self.steps:
             x0, x1 = (high, low) if reversed_order else (low, high)
-            skip = wavenet(conv1d(x0, *pre, lengths), lengths, g)
+            skip = wavenet(conv1d(x0, *pre, lengths), lengths, g)  # the state: x, and the skip sum at zero
             conv1d(skip, *post, lengths, residual=x1, out=x1)
         if self.ends_reversed:
             latent = latent.flip(1)
