@@ -356,14 +356,18 @@ def espeak_workers_up(model) -> None:
         print(f"espeak worker processes unavailable ({exc}); phonemizing in-process", file=sys.stderr)
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
-    """Median seconds of `fn` after one untimed call."""
-    fn()
+def median_seconds(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1, settle: Callable[[], Any] = lambda: None) -> float:
+    """Median seconds of `fn` after `warmup` untimed calls; `settle()` runs untimed after each
+    call (e.g. a wait for the device work the call queued)."""
+    for _ in range(warmup):
+        fn()
+        settle()
     laps = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         laps.append(time.perf_counter() - start)
+        settle()
     return statistics.median(laps)
 
 

@@ -15,28 +15,18 @@ import argparse
 import cProfile
 import io
 import pstats
-import statistics
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 
+from engine.bench import median_seconds
 from engine.models.piper import synth
 from profiling import OPTIONS, max_speed_wrapper, segments, warm
 
 
 def median_us(fn: Callable[[], object], calls: int, settle: Callable[[], object] = lambda: None) -> float:
-    for _ in range(50):
-        fn()
-        settle()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-        settle()
-    return statistics.median(times) * 1e6
+    return median_seconds(fn, repeats=calls, warmup=50, settle=settle) * 1e6
 
 
 def entered(context) -> None:
@@ -149,5 +139,4 @@ def front_end(wrapper, calls: int) -> None:
     print("\n".join(line for line in report.getvalue().splitlines() if line.strip()))
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()
