@@ -62,10 +62,10 @@ def gated_conv_kernel(
         tl.store(y_ptr + b * stride_yb + co[:, None] * stride_yc + t[None, :] * stride_yt, gated.to(y_ptr.dtype.element_ty), mask=ok)
 
 
-def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, *, dilation: int, padding: int, block_t: int = 128, fill: int = 2) -> torch.Tensor:
+def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lengths: torch.Tensor, *, dilation: int, padding: int, block_t: int = 128) -> torch.Tensor:
     """Same-length gated convolution of x (B, C_in, T) with `weight` arranged (K, 2H, C_in) and
     `bias` (2H,) or per item (B, 2H) → (B, H, T), channels-last. The time tile is narrowed from
-    `block_t` until there are `fill` programs per multiprocessor: one sentence's flow (192 channels,
+    `block_t` until there are two programs per multiprocessor: one sentence's flow (192 channels,
     ~1,000 frames) otherwise ran 24 programs on an H100's 132 multiprocessors."""
     k, two_h, c_in = weight.shape
     b, _, t = x.shape
@@ -73,7 +73,7 @@ def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, length
     y = channels_last((b, h, t), x)
     half = weight.dtype != torch.float32
     block_co, block_ci = 64, max(16, min(64, triton.next_power_of_2(c_in)))
-    block_t = _time_tile(block_t, t, triton.cdiv(h, block_co) * b, x.device, fill)
+    block_t = _time_tile(block_t, t, triton.cdiv(h, block_co) * b, x.device)
     grid = (triton.cdiv(t, block_t), triton.cdiv(h, block_co), b)
     gated_conv_kernel[grid](
         x, weight, bias, lengths, y, c_in, h, t, *x.stride(), *y.stride(), bias.stride(0) if bias.dim() == 2 else 0,
