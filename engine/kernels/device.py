@@ -33,3 +33,12 @@ def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
     tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree). At least 1:
     where not even one stage fits, the launch fails and the caller's fallback takes over."""
     return max((stages for stages, kb in enumerate(needs_kb, 1) if kb * 1024 <= shared), default=1)
+
+
+@functools.lru_cache(maxsize=None)
+def dependent_launch(device: torch.device) -> bool:
+    """Whether kernels may launch before the one ahead of them on the stream has finished
+    (programmatic dependent launch, sm_90 and later): the next kernel's launch latency then hides
+    behind the last programs of the current one, which matters for stage B's ~65 short launches
+    in a row at one sentence."""
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
