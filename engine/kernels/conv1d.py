@@ -32,9 +32,8 @@ import torch
 import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
-from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
-from .device import SMALL_BATCH_ROWS, deepest, dependent_launch, multiprocessors, shared_memory
+from .device import SMALL_BATCH_ROWS, deepest, dependent_launch, gdc_launch_dependents, gdc_wait, multiprocessors, shared_memory
 
 ACT_NONE, ACT_LEAKY = 0, 1
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 triton = pytest.importorskip("triton")
 
@@ -480,6 +481,34 @@ def test_stage_b_kernels_build_for_dependent_launch_on_hopper_and_blackwell(capa
             built = _build(kernel, pointers, scalars, constants | {"PDL": True}, capability, warps, stages)
             ptx = built.asm["ptx"]
             assert ptx.index("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents") < ptx.index("ld.global"), name
+
+
+@pytest.mark.parametrize("capability, user_setting, dependent", [((9, 0), None, True), ((12, 0), None, True), ((8, 9), None, False), ((9, 0), "0", False)])
+def test_compiled_kernels_launch_dependently_on_hopper_and_later_unless_the_user_says(monkeypatch, capability, user_setting, dependent):
+    """On sm_90 and later Inductor's kernels are generated for programmatic dependent launch, the
+    compile mode's own options kept; on older cards, or where the user set TORCHINDUCTOR_ENABLE_PDL
+    either way, torch.compile gets the mode alone."""
+    from torch._inductor import config, list_mode_options
+
+    from engine.kernels import device
+
+    if not hasattr(config.triton, "enable_pdl"):
+        pytest.skip("this torch's Inductor cannot generate dependently launched kernels")
+    monkeypatch.delenv("TORCHINDUCTOR_ENABLE_PDL", raising=False)
+    if user_setting is not None:
+        monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", user_setting)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    device.dependent_launch.cache_clear()
+    try:
+        for mode in ("default", "max-autotune-no-cudagraphs"):
+            arguments = device.compile_arguments(mode, torch.device("cuda", 0))
+            if dependent:
+                assert arguments == {"options": {**list_mode_options(mode), "triton.enable_pdl": True}}
+            else:
+                assert arguments == {"mode": mode}
+        assert device.compile_arguments("default", torch.device("cpu")) == {"mode": "default"}
+    finally:
+        device.dependent_launch.cache_clear()
 
 
 def test_once_the_encoder_kernels_give_way_the_statistics_say_what_runs(joe_cpu):
