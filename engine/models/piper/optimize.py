@@ -161,11 +161,9 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
     mode = opt.config.compile_mode
     if mode == "max-autotune" and opt.config.enable_cuda_graphs:
         mode = "max-autotune-no-cudagraphs"  # our graphs replay the stages; inductor's must not nest inside them
-    arguments = {"mode": mode}
-    if cuda:
-        from ...kernels.device import compile_arguments
+    from ...kernels.device import compile_arguments  # the mode alone off the GPU
 
-        arguments = compile_arguments(mode, runner.device)
+    arguments = compile_arguments(mode, runner.device)
     try:
         # automatic dynamic shapes: a bucket-specialised first compile, one generic recompile after
         runner.stage_a = torch.compile(runner._stage_a, **arguments)
