@@ -2,7 +2,7 @@
 # Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
 # Results land under $OUT (the device tool brings that folder back).
 #
-#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|session|chapter|all]     (default: all)
+#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|session|launch|chapter|all]     (default: all)
 #   TEST_PATHS, TEST_K: which GPU tests (pytest paths, -k expression); BENCH_ARGS, ITERS: the bench's options
 #   and timed calls per cell
 #
@@ -11,6 +11,11 @@
 # with ids given, base engine against this one (compiled, one process each); the GPU tests of
 # TEST_K (default: one sentence's kernels and the peak allocation); the medium text's bench, eager
 # fp32 against all on, text mode. `chapter` times the compiled chapter alone (~6 minutes cold).
+#
+# `launch` is one call of ~8 minutes for programmatic dependent launch (sm_90+): the GPU tests of the
+# fused flow and decoder and of the compiled products; one sentence's stages without compile, base
+# engine (.carry/baseline.patch) against this one, rounds interleaved; compiled with Inductor's
+# dependent launches on (this engine's default) and off; the medium bench.
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
 # one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel
@@ -107,6 +112,26 @@ if [[ $what == session ]]; then
     -k "${TEST_K:-(exact_products and 1-416) or (fused_feed_forward and 1-416) or reported_peak}" >"$OUT/gpu-tests.txt" 2>&1 || status=1
   tail -3 "$OUT/gpu-tests.txt"
   timeout 200 python3 -m engine.cli bench --device cuda "${source[@]}" --out "$OUT/bench-medium" --no-progress \
+    --iters 20 --texts medium --configs eager_fp32,all_on >"$OUT/bench-medium.log" 2>&1 || status=1
+  tail -5 "$OUT/bench-medium.log"
+fi
+if [[ $what == launch ]]; then  # dependent launches (~8 minutes): stage B's Triton kernels base against this engine, Inductor's on and off
+  python3 -c "import torch, triton, torch._inductor.config as c; print('torch', torch.__version__, 'triton', triton.__version__, 'Inductor triton.enable_pdl:', getattr(c.triton, 'enable_pdl', 'absent'))" | tee "$OUT/launch-versions.txt"
+  timeout 120 python3 -m pytest -m gpu tests/engine/test_gpu.py -q -s -p no:cacheprovider \
+    -k "${TEST_K:-fused_flow or fused_decoder or (exact_products and 1-416) or compile_matches_eager}" >"$OUT/gpu-tests.txt" 2>&1 || status=1
+  grep -E "relative error|passed|failed" "$OUT/gpu-tests.txt" | tail -12
+  [[ -f .carry/baseline.patch ]] && base_engine
+  for side in new base new base; do  # without compile: stage B's launches alone differ
+    [[ $side == base && ! -f .carry/baseline.patch ]] && continue
+    path=$PYTHONPATH; [[ $side == base ]] && path="/tmp/baseline:$PYTHONPATH"
+    PYTHONPATH=$path timeout 45 python3 scripts/stage_bench.py --text medium 2>&1 | grep -E "^  \(|the call|Error" | sed "s/^/$side /" | tee -a "$OUT/stage-eager.txt"
+  done
+  for pdl in on off; do  # compiled: Inductor's kernels launched dependently (the default on sm_90+) or not
+    setting=(); [[ $pdl == off ]] && setting=(env TORCHINDUCTOR_ENABLE_PDL=0)
+    "${setting[@]}" timeout 130 python3 scripts/stage_bench.py --text medium --compile --kernels 30 >"$OUT/stage-compiled-inductor-pdl-$pdl.txt" 2>&1 || status=1
+    grep -E "^  \(|the call|Error" "$OUT/stage-compiled-inductor-pdl-$pdl.txt" | sed "s/^/compiled, Inductor PDL $pdl: /"
+  done
+  timeout "${BENCH_S:-90}" python3 -m engine.cli bench --device cuda "${source[@]}" --out "$OUT/bench-medium" --no-progress \
     --iters 20 --texts medium --configs eager_fp32,all_on >"$OUT/bench-medium.log" 2>&1 || status=1
   tail -5 "$OUT/bench-medium.log"
 fi

@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from .device import SMALL_BATCH_ROWS, deepest, multiprocessors, shared_memory
+from .device import SMALL_BATCH_ROWS, deepest, dependent_launch, gdc_launch_dependents, gdc_wait, multiprocessors, shared_memory
 
 ACT_NONE, ACT_LEAKY = 0, 1
 
@@ -66,6 +66,16 @@ def _tap_block(acc, x_base, w_tap, pos, co, ci, C_in, C_out, stride_xc, stride_x
 
 
 @triton.jit
+def after_predecessor(PDL: tl.constexpr):
+    """Under programmatic dependent launch (`device.dependent_launch`) a kernel starts while the
+    one before it still runs: wait here until that one has finished and its writes are visible,
+    then let the next kernel launch (its programs wait here in turn). Before any load."""
+    if PDL:
+        gdc_wait()
+        gdc_launch_dependents()
+
+
+@triton.jit
 def program_tile(len_ptr, BLOCK_CO: tl.constexpr, BLOCK_T: tl.constexpr, SPLITS: tl.constexpr = 1):
     """A same-length convolution program's tile on a (time, output channel, item × split) grid:
     its positions, its output channels, its item, and whether its first position is within the
@@ -84,13 +94,14 @@ def conv1d_kernel(
     slope, scale,
     K: tl.constexpr, DIL: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HAS_SUM: tl.constexpr, TANH: tl.constexpr, ZERO_PAST: tl.constexpr,
-    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr, SPLITS: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr, SPLITS: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """y = act_out(scale · (conv(act(x · mask)) + bias + res + sum)); res/sum/y share y's strides;
     the bias is per item when stride_bias ≠ 0 (speaker conditioning folded in). Outputs at or past
     an item's length are zero with ZERO_PAST, else left unwritten (tiles wholly past it skipped).
     With SPLITS > 1 the (tap, channel block) steps are cut into SPLITS runs, each program sums one
     run and stores it at y + run · stride_ys (a partial sum; the caller adds them up)."""
+    after_predecessor(PDL)
     t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T, SPLITS)
     if live:
         x_base = x_ptr + b * stride_xb
@@ -142,10 +153,11 @@ def conv_transpose1d_kernel(
     stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt,
     slope,
     K: tl.constexpr, STRIDE: tl.constexpr, PAD: tl.constexpr, ACT: tl.constexpr, EXACT: tl.constexpr,
-    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_Q: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_Q: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """Output t = q·STRIDE + r − PAD takes taps j = r + m·STRIDE from inputs s = q − m; each
     program computes one phase r of a tile of q (phases run in parallel across the grid)."""
+    after_predecessor(PDL)
     pid = tl.program_id(0)
     r = pid % STRIDE
     pid_co = tl.program_id(1)
@@ -274,6 +286,7 @@ def conv1d(
     block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b * splits, x.device, fill)
     grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b * splits)
     target = runs if splits > 1 else y  # the split sums' whole buffer: the kernel writes all of it
+    pdl = launcher is None and dependent_launch(x.device)  # a traced launch (`exact_conv1d`) takes no launch options
     (conv1d_kernel if launcher is None else launcher)[grid](
         x, weight, bias if bias is not None else weight, lengths,
         residual if residual is not None else target, running_sum if running_sum is not None else target, target,
@@ -282,7 +295,8 @@ def conv1d(
         0.0 if slope is None else slope, scale,
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh, ZERO_PAST=zero_past,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, SPLITS=splits, num_warps=num_warps or warps, num_stages=num_stages,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, SPLITS=splits, PDL=pdl, num_warps=num_warps or warps, num_stages=num_stages,
+        **({"launch_pdl": True} if pdl else {}),
     )
     return runs if splits > 1 else y
 
@@ -346,12 +360,13 @@ def conv_transpose1d(
     q_max = (t_out - 1 + padding) // stride + 1
     block_q = _time_tile(block_q, q_max, stride * triton.cdiv(c_out, block_co) * b, x.device)
     grid = (triton.cdiv(q_max, block_q) * stride, triton.cdiv(c_out, block_co), b)
+    pdl = dependent_launch(x.device)
     conv_transpose1d_kernel[grid](
         x, weight, bias, lengths, y,
         c_in, c_out, t, t_out,
         *x.stride(), *y.stride(),
         0.0 if slope is None else slope,
         K=k, STRIDE=stride, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q, num_stages=stages,
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q, PDL=pdl, num_stages=stages, **({"launch_pdl": True} if pdl else {}),
     )
     return y

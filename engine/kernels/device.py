@@ -4,8 +4,14 @@ and how deep a software pipeline fits in it."""
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
+
+try:
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+except ImportError:  # Triton before 3.3 has no programmatic dependent launch
+    gdc_launch_dependents = gdc_wait = None
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,3 +39,24 @@ def deepest(needs_kb: tuple[int, ...], shared: int) -> int:
     tiles take with s stages (from Triton builds for sm_86/sm_90/sm_120, which agree). At least 1:
     where not even one stage fits, the launch fails and the caller's fallback takes over."""
     return max((stages for stages, kb in enumerate(needs_kb, 1) if kb * 1024 <= shared), default=1)
+
+
+@functools.lru_cache(maxsize=None)
+def dependent_launch(device: torch.device) -> bool:
+    """Whether kernels may launch before the one ahead of them on the stream has finished
+    (programmatic dependent launch, sm_90 and later): the next kernel's launch latency then hides
+    behind the last programs of the current one, which matters for stage B's ~65 short launches
+    in a row at one sentence."""
+    return gdc_wait is not None and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+
+
+def compile_arguments(mode: str, device: torch.device) -> dict[str, object]:
+    """torch.compile's arguments for `mode`. Where kernels may launch dependently (see
+    `dependent_launch`) and this torch's Inductor can generate such kernels, `mode` becomes its
+    options with that switched on: a sentence's compiled stage A is ~100 short Inductor kernels in
+    a row. `TORCHINDUCTOR_ENABLE_PDL`, where the user set it, decides instead."""
+    from torch._inductor import config, list_mode_options
+
+    if "TORCHINDUCTOR_ENABLE_PDL" in os.environ or not hasattr(config.triton, "enable_pdl") or not dependent_launch(device):
+        return {"mode": mode}
+    return {"options": {**list_mode_options(mode), "triton.enable_pdl": True}}

@@ -17,8 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .conv1d import _tanh, _time_tile, channels_last, dot, program_tile
-from .device import deepest, shared_memory
+from .conv1d import _tanh, _time_tile, after_predecessor, channels_last, dot, program_tile
+from .device import deepest, dependent_launch, shared_memory
 
 FP32_GATED_KB = (80, 144, 208)
 """`gated_conv_kernel`'s fp32 tiles (two 64 × 64 weight tiles, 64 × 128 inputs) at 1, 2, 3
@@ -31,10 +31,11 @@ def gated_conv_kernel(
     C_in, H, T,
     stride_xb, stride_xc, stride_xt, stride_yb, stride_yc, stride_yt, stride_bias,
     K: tl.constexpr, DIL: tl.constexpr, PAD: tl.constexpr, EXACT: tl.constexpr,
-    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr, BLOCK_T: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """y[c] = tanh(conv(x)[c] + b[c]) · σ(conv(x)[H + c] + b[H + c]) for c < H; the bias is per
     item when stride_bias ≠ 0 (speaker conditioning folded in)."""
+    after_predecessor(PDL)
     t, co, b, live, valid = program_tile(len_ptr, BLOCK_CO, BLOCK_T)
     if live:
         x_base = x_ptr + b * stride_xb
@@ -75,10 +76,11 @@ def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, length
     block_co, block_ci = 64, max(16, min(64, triton.next_power_of_2(c_in)))
     block_t = _time_tile(block_t, t, triton.cdiv(h, block_co) * b, x.device)
     grid = (triton.cdiv(t, block_t), triton.cdiv(h, block_co), b)
+    pdl = dependent_launch(x.device)
     gated_conv_kernel[grid](
         x, weight, bias, lengths, y, c_in, h, t, *x.stride(), *y.stride(), bias.stride(0) if bias.dim() == 2 else 0,
         K=k, DIL=dilation, PAD=padding, EXACT=not half,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t,
-        num_warps=4, num_stages=3 if half else deepest(FP32_GATED_KB, shared_memory(x.device)),
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, PDL=pdl,
+        num_warps=4, num_stages=3 if half else deepest(FP32_GATED_KB, shared_memory(x.device)), **({"launch_pdl": True} if pdl else {}),
     )
     return y

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 triton = pytest.importorskip("triton")
 
@@ -428,7 +429,7 @@ def _engine_kernels(shared: int):
         co, ci, warps = (128, 64, 8) if half else (64, 64, 4)
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "res_ptr", "sum_ptr", "y_ptr")} | {"len_ptr": "*i32"}
         ints = ("C_in", "C_out", "T_in", "T_out", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt")
-        constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, ZERO_PAST=not half, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128, SPLITS=1)
+        constants = dict(K=3, DIL=1, PAD=1, ACT=1, EXACT=not half, HAS_BIAS=True, HAS_RES=True, HAS_SUM=True, TANH=False, ZERO_PAST=not half, BLOCK_CO=co, BLOCK_CI=ci, BLOCK_T=128, SPLITS=1, PDL=False)
         stages = 3 if half else deepest(conv1d.FP32_CONV_KB, shared)
         scalars = {n: "i32" for n in (*ints, "stride_bias", "stride_ys")} | {"slope": "fp64", "scale": "fp64"}
         yield f"conv {dtype}", conv1d.conv1d_kernel, pointers, scalars, constants, warps, stages
@@ -438,11 +439,11 @@ def _engine_kernels(shared: int):
             runs = narrow | dict(HAS_BIAS=False, HAS_RES=False, HAS_SUM=False, ZERO_PAST=False, SPLITS=3)
             yield "conv fp32 narrow, 3 runs", conv1d.conv1d_kernel, pointers, scalars, runs, 4, deepest(conv1d.FP32_NARROW_KB, shared)
         pointers = {name: f"*{dtype}" for name in ("x_ptr", "w_ptr", "b_ptr", "y_ptr")} | {"len_ptr": "*i32"}
-        constants = dict(K=16, STRIDE=8, PAD=4, ACT=1, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_Q=64)
+        constants = dict(K=16, STRIDE=8, PAD=4, ACT=1, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_Q=64, PDL=False)
         stages = 3 if half else deepest(conv1d.FP32_TRANSPOSED_KB, shared)
         yield f"transposed {dtype}", conv1d.conv_transpose1d_kernel, pointers, {n: "i32" for n in ints} | {"slope": "fp64"}, constants, 4, stages
         ints = ("C_in", "H", "T", "stride_xb", "stride_xc", "stride_xt", "stride_yb", "stride_yc", "stride_yt", "stride_bias")
-        constants = dict(K=5, DIL=1, PAD=2, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_T=128)
+        constants = dict(K=5, DIL=1, PAD=2, EXACT=not half, BLOCK_CO=64, BLOCK_CI=64, BLOCK_T=128, PDL=False)
         stages = 3 if half else deepest(wavenet.FP32_GATED_KB, shared)
         yield f"gated {dtype}", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants, 4, stages
         yield f"gated {dtype}, one sentence's time tiles", wavenet.gated_conv_kernel, pointers, {n: "i32" for n in ints}, constants | dict(BLOCK_T=32), 4, stages
@@ -468,6 +469,46 @@ def test_each_triton_kernel_builds_for_each_card_within_its_shared_memory(capabi
         built = _build(kernel, pointers, scalars, constants, capability, warps, stages)
         assert "cubin" in built.asm, name
         assert built.metadata.shared <= shared, (name, stages, built.metadata.shared)
+
+
+@pytest.mark.parametrize("capability", [90, 120])
+def test_stage_b_kernels_build_for_dependent_launch_on_hopper_and_blackwell(capability):
+    """With PDL on (`device.dependent_launch`) the vocoder's and the flow's kernels wait for the
+    kernel before them first of all, then let the next one launch."""
+    shared = 99 * 1024
+    for name, kernel, pointers, scalars, constants, warps, stages in _engine_kernels(shared):
+        if name.startswith(("conv fp16", "transposed fp16", "gated fp16")):
+            built = _build(kernel, pointers, scalars, constants | {"PDL": True}, capability, warps, stages)
+            ptx = built.asm["ptx"]
+            assert ptx.index("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents") < ptx.index("ld.global"), name
+
+
+@pytest.mark.parametrize("capability, user_setting, dependent", [((9, 0), None, True), ((12, 0), None, True), ((8, 9), None, False), ((9, 0), "0", False)])
+def test_compiled_kernels_launch_dependently_on_hopper_and_later_unless_the_user_says(monkeypatch, capability, user_setting, dependent):
+    """On sm_90 and later Inductor's kernels are generated for programmatic dependent launch, the
+    compile mode's own options kept; on older cards, or where the user set TORCHINDUCTOR_ENABLE_PDL
+    either way, torch.compile gets the mode alone."""
+    from torch._inductor import config, list_mode_options
+
+    from engine.kernels import device
+
+    if not hasattr(config.triton, "enable_pdl"):
+        pytest.skip("this torch's Inductor cannot generate dependently launched kernels")
+    monkeypatch.delenv("TORCHINDUCTOR_ENABLE_PDL", raising=False)
+    if user_setting is not None:
+        monkeypatch.setenv("TORCHINDUCTOR_ENABLE_PDL", user_setting)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    device.dependent_launch.cache_clear()
+    try:
+        for mode in ("default", "max-autotune-no-cudagraphs"):
+            arguments = device.compile_arguments(mode, torch.device("cuda", 0))
+            if dependent:
+                assert arguments == {"options": {**list_mode_options(mode), "triton.enable_pdl": True}}
+            else:
+                assert arguments == {"mode": mode}
+        assert device.compile_arguments("default", torch.device("cpu")) == {"mode": "default"}
+    finally:
+        device.dependent_launch.cache_clear()
 
 
 def test_once_the_encoder_kernels_give_way_the_statistics_say_what_runs(joe_cpu):

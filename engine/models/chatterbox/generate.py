@@ -126,8 +126,10 @@ class T3Decoder:
             self.attn_bucket = 2 * ATTN_BUCKET  # each attention length is one Inductor compile: fewer, longer buckets
             # Inductor fuses the norms, RoPE and sampling; our own CUDA graph then wraps the compiled step,
             # so Inductor's cudagraph mode would be redundant.
+            from ...kernels.device import compile_arguments
+
             mode = "max-autotune-no-cudagraphs" if compile_mode == "max-autotune" else "default"
-            self.step = torch.compile(self.decode_one_token, mode=mode, fullgraph=True, dynamic=False)
+            self.step = torch.compile(self.decode_one_token, fullgraph=True, dynamic=False, **compile_arguments(mode, device))
 
     def _commit(self, logits: torch.Tensor) -> None:
         st = self.state
