@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 from torch.library import triton_op, wrap_triton
 
-from .device import SMALL_BATCH_ROWS, deepest, dependent_launch, gdc_launch_dependents, gdc_wait, multiprocessors, shared_memory
+from .device import SMALL_BATCH_ROWS, deepest, gdc_launch_dependents, gdc_wait, launch_arguments, multiprocessors, shared_memory
 
 ACT_NONE, ACT_LEAKY = 0, 1
 
@@ -286,7 +286,6 @@ def conv1d(
     block_t = _time_tile(block_t, t_out, triton.cdiv(c_out, block_co) * b * splits, x.device, fill)
     grid = (triton.cdiv(t_out, block_t), triton.cdiv(c_out, block_co), b * splits)
     target = runs if splits > 1 else y  # the split sums' whole buffer: the kernel writes all of it
-    pdl = launcher is None and dependent_launch(x.device)  # a traced launch (`exact_conv1d`) takes no launch options
     (conv1d_kernel if launcher is None else launcher)[grid](
         x, weight, bias if bias is not None else weight, lengths,
         residual if residual is not None else target, running_sum if running_sum is not None else target, target,
@@ -295,8 +294,8 @@ def conv1d(
         0.0 if slope is None else slope, scale,
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh, ZERO_PAST=zero_past,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, SPLITS=splits, PDL=pdl, num_warps=num_warps or warps, num_stages=num_stages,
-        **({"launch_pdl": True} if pdl else {}),
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, SPLITS=splits, num_warps=num_warps or warps, num_stages=num_stages,
+        **(launch_arguments(x.device) if launcher is None else {}),  # a traced launch (`exact_conv1d`) takes no launch options
     )
     return runs if splits > 1 else y
 
@@ -360,13 +359,12 @@ def conv_transpose1d(
     q_max = (t_out - 1 + padding) // stride + 1
     block_q = _time_tile(block_q, q_max, stride * triton.cdiv(c_out, block_co) * b, x.device)
     grid = (triton.cdiv(q_max, block_q) * stride, triton.cdiv(c_out, block_co), b)
-    pdl = dependent_launch(x.device)
     conv_transpose1d_kernel[grid](
         x, weight, bias, lengths, y,
         c_in, c_out, t, t_out,
         *x.stride(), *y.stride(),
         0.0 if slope is None else slope,
         K=k, STRIDE=stride, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q, PDL=pdl, num_stages=stages, **({"launch_pdl": True} if pdl else {}),
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_Q=block_q, num_stages=stages, **launch_arguments(x.device),
     )
     return y

@@ -50,6 +50,12 @@ def dependent_launch(device: torch.device) -> bool:
     return gdc_wait is not None and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
 
 
+def launch_arguments(device: torch.device) -> dict[str, bool]:
+    """What a stage-B kernel's launch adds for `dependent_launch`: its `PDL` switch (the wait in
+    `conv1d.after_predecessor`) and Triton's launch option; nothing elsewhere."""
+    return {"PDL": True, "launch_pdl": True} if dependent_launch(device) else {}
+
+
 def compile_arguments(mode: str, device: torch.device) -> dict[str, object]:
     """torch.compile's arguments for `mode`. Where kernels may launch dependently (see
     `dependent_launch`) and this torch's Inductor can generate such kernels, `mode` becomes its

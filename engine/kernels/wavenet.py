@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from .conv1d import _tanh, _time_tile, after_predecessor, channels_last, dot, program_tile
-from .device import deepest, dependent_launch, shared_memory
+from .device import deepest, launch_arguments, shared_memory
 
 FP32_GATED_KB = (80, 144, 208)
 """`gated_conv_kernel`'s fp32 tiles (two 64 × 64 weight tiles, 64 × 128 inputs) at 1, 2, 3
@@ -76,11 +76,10 @@ def gated_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, length
     block_co, block_ci = 64, max(16, min(64, triton.next_power_of_2(c_in)))
     block_t = _time_tile(block_t, t, triton.cdiv(h, block_co) * b, x.device)
     grid = (triton.cdiv(t, block_t), triton.cdiv(h, block_co), b)
-    pdl = dependent_launch(x.device)
     gated_conv_kernel[grid](
         x, weight, bias, lengths, y, c_in, h, t, *x.stride(), *y.stride(), bias.stride(0) if bias.dim() == 2 else 0,
         K=k, DIL=dilation, PAD=padding, EXACT=not half,
-        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, PDL=pdl,
-        num_warps=4, num_stages=3 if half else deepest(FP32_GATED_KB, shared_memory(x.device)), **({"launch_pdl": True} if pdl else {}),
+        BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t,
+        num_warps=4, num_stages=3 if half else deepest(FP32_GATED_KB, shared_memory(x.device)), **launch_arguments(x.device),
     )
     return y
