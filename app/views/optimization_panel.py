@@ -196,6 +196,10 @@ class OptimizationPanel(QWidget):
             value = model.get(key)
             if value and not str(value).startswith("off"):
                 lines.append(f"{label}: {value}")
+        if model.get("compile_launch"):
+            compiled = model.get("compile_s") or {}
+            shapes = f"{len(compiled)} shape(s) compiled in {sum(compiled.values()):.1f} s, " if compiled else ""
+            lines.append(f"torch.compile: {shapes}{model['compile_launch']}")
         pool = stats.get("pool") or {}
         if pool.get("hits") or pool.get("misses"):
             lines.append(f"Buffer pool: {pool.get('hits', 0)} hits, {pool.get('misses', 0)} misses")

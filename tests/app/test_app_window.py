@@ -325,3 +325,13 @@ def test_optimizer_report_names_the_fused_kernels_and_every_fallback(make_window
     assert "⚠ fused_kernels: the Triton vocoder failed" in text
     panel.show_stats({"model": {"fused_kernels": "off"}, "fallbacks": []})
     assert "Fused kernels" not in panel.stats_label.text()
+    assert "torch.compile" not in panel.stats_label.text()
+
+
+def test_optimizer_report_says_how_compiled_kernels_launch(make_window):
+    panel = make_window(FakeEngine().backend()).optimization_panel
+    panel.show_stats({"model": {"compile_launch": "plain launches"}, "fallbacks": []})
+    assert "torch.compile: plain launches" in panel.stats_label.text()
+    launch = "programmatic dependent launch (each kernel starts as the one before it ends)"
+    panel.show_stats({"model": {"compile_launch": launch, "compile_s": {"('A', 0, 1, 480)": 31.5, "('B', 0, 1, 480, 960)": 12.25}}, "fallbacks": []})
+    assert f"torch.compile: 2 shape(s) compiled in 43.8 s, {launch}" in panel.stats_label.text()

@@ -692,6 +692,8 @@ class PiperRunner:
         self._drop_graphs()
         if self.on_fallback is not None:
             self.on_fallback("compile", reason)
+        if self.on_stat is not None:
+            self.on_stat("compile_launch", None)  # nothing compiled runs any more
 
     def _drop_graphs(self) -> None:
         """Forget the captured graphs (they are recaptured around the new stages) once the GPU is
