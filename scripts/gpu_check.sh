@@ -116,7 +116,7 @@ if [[ $what == session ]]; then
     --iters 20 --texts medium --configs eager_fp32,all_on >"$OUT/bench-medium.log" 2>&1 || status=1
   tail -5 "$OUT/bench-medium.log"
 fi
-if [[ $what == launch ]]; then  # dependent launches (~8 minutes): stage B's Triton kernels base against this engine, Inductor's on and off
+if [[ $what == launch ]]; then  # dependent launches (~9 minutes): stage B's Triton kernels base against this engine, Inductor's on and off
   python3 -c "import torch, triton, torch._inductor.config as c; print('torch', torch.__version__, 'triton', triton.__version__, 'Inductor triton.enable_pdl:', getattr(c.triton, 'enable_pdl', 'absent'))" | tee "$OUT/launch-versions.txt"
   timeout "${TESTS_S:-200}" python3 -m pytest -m gpu tests/engine/test_gpu.py -q -s -p no:cacheprovider \
     -k "${TEST_K:-fused_flow or fused_decoder or (exact_products and 1-416) or compile_matches_eager}" >"$OUT/gpu-tests.txt" 2>&1 || status=1

@@ -66,3 +66,12 @@ def compile_arguments(mode: str, device: torch.device) -> dict[str, object]:
     if "TORCHINDUCTOR_ENABLE_PDL" in os.environ or not hasattr(config.triton, "enable_pdl") or not dependent_launch(device):
         return {"mode": mode}
     return {"options": {**list_mode_options(mode), "triton.enable_pdl": True}}
+
+
+def compiles_dependent_launches(arguments: dict[str, object]) -> bool:
+    """Whether torch.compile with `arguments` (from `compile_arguments`) generates dependently
+    launched kernels: our option where given, else Inductor's own setting (the user's
+    `TORCHINDUCTOR_ENABLE_PDL`, or its default)."""
+    from torch._inductor import config
+
+    return bool(arguments.get("options", {}).get("triton.enable_pdl", getattr(config.triton, "enable_pdl", False)))

@@ -483,11 +483,11 @@ def test_stage_b_kernels_build_for_dependent_launch_on_hopper_and_blackwell(capa
             assert ptx.index("griddepcontrol.wait") < ptx.index("griddepcontrol.launch_dependents") < ptx.index("ld.global"), name
 
 
-@pytest.mark.parametrize("capability, user_setting, dependent", [((9, 0), None, True), ((12, 0), None, True), ((8, 9), None, False), ((9, 0), "0", False)])
+@pytest.mark.parametrize("capability, user_setting, dependent", [((9, 0), None, True), ((12, 0), None, True), ((8, 9), None, False), ((9, 0), "0", False), ((9, 0), "1", False)])
 def test_compiled_kernels_launch_dependently_on_hopper_and_later_unless_the_user_says(monkeypatch, capability, user_setting, dependent):
     """On sm_90 and later Inductor's kernels are generated for programmatic dependent launch, the
     compile mode's own options kept; on older cards, or where the user set TORCHINDUCTOR_ENABLE_PDL
-    either way, torch.compile gets the mode alone."""
+    either way, torch.compile gets the mode alone. The stat then says what Inductor will do."""
     from torch._inductor import config, list_mode_options
 
     from engine.kernels import device
@@ -507,6 +507,9 @@ def test_compiled_kernels_launch_dependently_on_hopper_and_later_unless_the_user
             else:
                 assert arguments == {"mode": mode}
         assert device.compile_arguments("default", torch.device("cpu")) == {"mode": "default"}
+        monkeypatch.setattr(config.triton, "enable_pdl", user_setting == "1")  # as Inductor reads the variable at import
+        said = device.compiles_dependent_launches(device.compile_arguments("default", torch.device("cuda", 0)))
+        assert said == (dependent or user_setting == "1")  # the stat follows the user's setting too
     finally:
         device.dependent_launch.cache_clear()
 

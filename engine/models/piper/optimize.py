@@ -161,7 +161,7 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
     mode = opt.config.compile_mode
     if mode == "max-autotune" and opt.config.enable_cuda_graphs:
         mode = "max-autotune-no-cudagraphs"  # our graphs replay the stages; inductor's must not nest inside them
-    from ...kernels.device import compile_arguments  # the mode alone off the GPU
+    from ...kernels.device import compile_arguments, compiles_dependent_launches  # the mode alone off the GPU
 
     arguments = compile_arguments(mode, runner.device)
     try:
@@ -171,7 +171,7 @@ def _apply_compile(runner: PiperRunner, opt: "AdvancedTTSOptimizer", cuda: bool)
     except Exception as exc:  # compile is an optimization: report and run eagerly
         opt.record_fallback("compile", f"{type(exc).__name__}: {exc}")
         return
-    dependent = arguments.get("options", {}).get("triton.enable_pdl", False)
+    dependent = compiles_dependent_launches(arguments)
     opt.set_stat("compile_launch", "programmatic dependent launch (each kernel starts as the one before it ends)" if dependent else "plain launches")
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     # The generic recompile's value-range analysis cannot bound one index expression and logs each
