@@ -295,7 +295,7 @@ def conv1d(
         K=k, DIL=dilation, PAD=padding, ACT=ACT_NONE if slope is None else ACT_LEAKY, EXACT=weight.dtype == torch.float32,
         HAS_BIAS=bias is not None, HAS_RES=residual is not None, HAS_SUM=running_sum is not None, TANH=tanh, ZERO_PAST=zero_past,
         BLOCK_CO=block_co, BLOCK_CI=block_ci, BLOCK_T=block_t, SPLITS=splits, num_warps=num_warps or warps, num_stages=num_stages,
-        **(launch_arguments(x.device) if launcher is None else {}),  # a traced launch (`exact_conv1d`) takes no launch options
+        **(launch_arguments(x.device) if launcher is None else TRACED_LAUNCH),
     )
     return runs if splits > 1 else y
 
@@ -323,6 +323,13 @@ def exact_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, leng
     parts = conv1d(x, weight, None, lengths, padding=padding, slope=slope, splits=runs, **narrow)
     y = functools.reduce(torch.add, parts.unbind(0)) + bias[:, None]
     return torch.where(torch.arange(y.shape[2], device=y.device) < lengths[:, None, None], y, 0.0) if zero_past else y
+
+
+TRACED_LAUNCH = {"PDL": False}
+"""What a traced launch (`exact_conv1d`, under torch.compile) adds: Inductor passes a traced kernel
+exactly the arguments given, filling in no defaults, so every parameter is named; and it takes no
+launch options. Without `PDL` the launch was one argument short on the GPU ("launcher() missing
+1 required positional argument: '_grid_2'"), and the encoder's kernels gave way (run AX)."""
 
 
 RUN_STEPS = 9

@@ -300,6 +300,28 @@ def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
     assert across[0] < across[1], across
 
 
+def test_a_traced_product_launch_names_every_kernel_parameter_and_no_launch_option():
+    """Inductor passes a traced kernel exactly the arguments it is given, filling in no defaults: a
+    launch that left `PDL` to its default was one argument short on the GPU ("launcher() missing
+    1 required positional argument: '_grid_2'") and the encoder's kernels gave way (run AX)."""
+    from engine.kernels import conv1d
+
+    launches = []
+
+    class Recording:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: launches.append((args, kwargs))
+
+    x, lengths = torch.randn(1, 8, 40), torch.tensor([40], dtype=torch.int32)
+    conv1d.conv1d(x, torch.randn(3, 16, 8), torch.randn(16), lengths, padding=1, launcher=Recording())
+    conv1d.conv1d(x, torch.randn(3, 16, 8), None, lengths, padding=1, splits=2, launcher=Recording())
+    assert len(launches) == 2
+    for args, kwargs in launches:
+        named = [*conv1d.conv1d_kernel.arg_names[: len(args)], *kwargs]
+        assert sorted(set(named) - {"num_warps", "num_stages"}) == sorted(conv1d.conv1d_kernel.arg_names)
+        assert kwargs["PDL"] is False
+
+
 def test_the_attention_and_the_products_change_launch_shape_at_one_size():
     """Under torch.compile's dynamic shapes a size comparison is a guard and a new guard a
     recompile: the attention's key runs and the products' narrow tiles change at the same size."""
