@@ -77,6 +77,7 @@ if [[ $what == host || $what == all ]]; then  # where the wall time goes besides
   python3 scripts/stage_bench.py --kernels 30 >"$OUT/stage-chapter-kernels.txt" 2>&1 || status=1
 fi
 if [[ $what == probes ]]; then  # the quick host-side experiments alone (~4 minutes, no compile)
+  timeout 100 python3 scripts/lean_call_probe.py >"$OUT/lean-call.txt" 2>&1 || status=1  # the call against the least host work (run AY)
   [[ -n $espeak ]] && { python3 scripts/window_probe.py >"$OUT/window-probe.txt" 2>&1 || status=1; }
   timeout 200 python3 scripts/host_ops_probe.py >"$OUT/host-ops.txt" 2>&1 || status=1
   [[ -n $espeak ]] && { timeout 100 python3 scripts/spread_idle_probe.py >"$OUT/spread-idle.txt" 2>&1 || status=1; }
