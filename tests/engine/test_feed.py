@@ -53,6 +53,28 @@ def test_feed_gives_the_last_segment_no_pause_and_the_final_count():
     assert feed.count == 2 and feed.busy_s > 0
 
 
+def test_a_closed_feed_stops_its_front_end_at_the_next_segment():
+    """A cancelled request's long text is not phonemized to its end behind it."""
+    made, gate, stopped = [], threading.Event(), threading.Event()
+
+    def produce():
+        try:
+            for i in range(100):
+                made.append(i)
+                yield Segment(str(i), [1], 0.2)
+                if i == 2:
+                    gate.wait(5)
+        finally:
+            stopped.set()
+
+    feed = SegmentFeed(produce, threaded=True)
+    assert next(iter(feed)).text == "0"
+    feed.close()
+    gate.set()
+    assert stopped.wait(5), "the front end's thread returned"
+    assert len(made) <= 5
+
+
 def test_front_end_errors_reach_the_caller_from_the_thread():
     def produce():
         yield Segment("a", [1], 0.2)

@@ -59,6 +59,22 @@ def test_bf16_plan_keeps_fp32_islands(joe_cpu):
     assert all(p.dtype == torch.float32 for p in joe_cpu.model.parameters())
 
 
+def test_the_exact_stage_turns_tf32_off_inside_and_restores_it_even_after_an_error():
+    from engine.precision import exact_fp32
+
+    flags = lambda: (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    before = flags()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        with pytest.raises(RuntimeError, match="inside"):
+            with exact_fp32():
+                assert flags() == (False, False)
+                raise RuntimeError("inside")
+        assert flags() == (True, True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
 def test_gpu_only_toggles_fall_back_visibly_on_cpu(joe_cpu, reference):
     cfg = dataclasses.replace(OptimizationConfig.unoptimized(), enable_cuda_graphs=True, pin_memory=True, enable_fp16=True)
     result, optimizer = synth(joe_cpu, cfg)
