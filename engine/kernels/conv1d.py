@@ -329,7 +329,7 @@ TRACED_LAUNCH = {"PDL": False}
 """What a traced launch (`exact_conv1d`, under torch.compile) adds: Inductor passes a traced kernel
 exactly the arguments given, filling in no defaults, so every parameter is named; and it takes no
 launch options. Without `PDL` the launch was one argument short on the GPU ("launcher() missing
-1 required positional argument: '_grid_2'"), and the encoder's kernels gave way (run AX)."""
+1 required positional argument: '_grid_2'"), and the encoder's kernels gave way (run AY)."""
 
 
 RUN_STEPS = 9

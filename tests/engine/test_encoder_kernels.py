@@ -303,7 +303,7 @@ def test_encoder_kernels_compile_into_one_graph_that_inductor_sees_into():
 def test_a_traced_product_launch_names_every_kernel_parameter_and_no_launch_option():
     """Inductor passes a traced kernel exactly the arguments it is given, filling in no defaults: a
     launch that left `PDL` to its default was one argument short on the GPU ("launcher() missing
-    1 required positional argument: '_grid_2'") and the encoder's kernels gave way (run AX)."""
+    1 required positional argument: '_grid_2'") and the encoder's kernels gave way (run AY)."""
     from engine.kernels import conv1d
 
     launches = []

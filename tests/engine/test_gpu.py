@@ -227,7 +227,7 @@ def test_compile_matches_eager(joe_gpu):
 
 def test_max_speed_compiled_keeps_every_kernel_and_matches_eager(joe_gpu):
     """All on and compiled, as the benchmark's medium bar runs: the encoder's Triton kernels stay
-    in (a traced launch one argument short once made them give way, run AX) and the audio keeps
+    in (a traced launch one argument short once made them give way, run AY) and the audio keeps
     eager fp32's length."""
     pytest.importorskip("triton")
     ref, _ = run(joe_gpu, OptimizationConfig.unoptimized(), "medium", SEEDED)
