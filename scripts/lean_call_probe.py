@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.models.piper.synth import FIELDS, pack_inputs
-from profiling import OPTIONS, max_speed_wrapper, segments
+from profiling import OPTIONS, max_speed_wrapper, replayed_keys, segments
 
 
 def main() -> None:
@@ -37,14 +37,7 @@ def main() -> None:
     for _ in range(3):
         reference = wrapper.generate("", OPTIONS, segments=text_segments).audio
     runner, model = wrapper.model.runner, wrapper.model
-    order: list[tuple] = []
-    run = runner.graphs.run
-    runner.graphs.run = lambda key, *a, **kw: (order.append(key), run(key, *a, **kw))[1]
-    try:
-        wrapper.generate("", OPTIONS, segments=text_segments)
-    finally:
-        del runner.graphs.run
-    key_a, key_b = order
+    key_a, key_b = replayed_keys(wrapper, text_segments)
     graph_a, graph_b = runner.graphs.graphs[key_a], runner.graphs.graphs[key_b]
     ids, fields = graph_a.inputs
     frames = graph_a.outputs[3][:1]

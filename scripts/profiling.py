@@ -36,6 +36,19 @@ def warm(wrapper: OptimizedTTSWrapper, text_segments: list[Segment], calls: int)
         wrapper.generate("", OPTIONS, segments=text_segments)
 
 
+def replayed_keys(wrapper: OptimizedTTSWrapper, text_segments: list[Segment]) -> list[tuple]:
+    """The graph keys one call runs, in order (each stage of each batch)."""
+    graphs = wrapper.model.runner.graphs
+    order: list[tuple] = []
+    run = graphs.run
+    graphs.run = lambda key, *a, **kw: (order.append(key), run(key, *a, **kw))[1]
+    try:
+        wrapper.generate("", OPTIONS, segments=text_segments)
+    finally:
+        del graphs.run
+    return order
+
+
 def interleaved_arguments(description: str) -> argparse.ArgumentParser:
     """The options of the probes that alternate variants within one process, rounds interleaved."""
     parser = argparse.ArgumentParser(description=description)

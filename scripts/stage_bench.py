@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from profiling import OPTIONS, kernel_table, max_speed_wrapper, segments
+from profiling import OPTIONS, kernel_table, max_speed_wrapper, replayed_keys, segments
 
 
 def replay_ms(graph: torch.cuda.CUDAGraph, replays: int) -> float:
@@ -75,13 +75,7 @@ def main() -> None:
         start = time.perf_counter()
         wrapper.generate("", OPTIONS, segments=text_segments)
         walls.append(time.perf_counter() - start)
-    order: list[tuple] = []
-    run = graphs.run
-    graphs.run = lambda key, *a, **kw: (order.append(key), run(key, *a, **kw))[1]
-    try:
-        wrapper.generate("", OPTIONS, segments=text_segments)
-    finally:
-        del graphs.run
+    order = replayed_keys(wrapper, text_segments)
     torch.cuda.synchronize()
     cost = {key: replay_ms(graphs.graphs[key].graph, args.replays) for key in dict.fromkeys(order) if key in graphs.graphs}
     idle = {key: launch_and_latency([graphs.graphs[key].graph]) for key in cost}
