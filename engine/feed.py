@@ -14,7 +14,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 from .models.base import Segment
 
@@ -33,6 +33,14 @@ def without_final_pause(segments: Iterable[Segment]) -> Iterator[Segment]:
         held = segment
     if held is not None:
         yield dataclasses.replace(held, pause_after=0.0)
+
+
+def known_count(segments: Iterable[Segment]) -> int | None:
+    """How many segments a request holds, where that is known before any is taken: a sequence's
+    length, or a feed's count once its front end has finished; else None."""
+    if isinstance(segments, SegmentFeed):
+        return segments.count if segments.ready() == sys.maxsize else None
+    return len(segments) if isinstance(segments, Sequence) else None
 
 
 class _Failure:

@@ -145,6 +145,8 @@ class AdvancedTTSOptimizer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.empty_cache()
+            if hasattr(torch._C, "_host_emptyCache"):  # pinned blocks cached by torch's host allocator (a lone sentence's audio is one)
+                torch._C._host_emptyCache()
 
     def get_stats(self) -> dict[str, Any]:
         model = self._model

@@ -13,7 +13,7 @@ from engine import AdvancedTTSOptimizer, OptimizationConfig, OptimizedTTSWrapper
 from engine import wrapper as wrapper_module
 from engine.config import SynthesisOptions
 from engine.errors import InputError
-from engine.feed import SegmentFeed
+from engine.feed import SegmentFeed, known_count
 from engine.models.base import Segment
 
 SEEDED = SynthesisOptions(seed=5, sentence_silence=0.1)
@@ -51,6 +51,23 @@ def test_feed_gives_the_last_segment_no_pause_and_the_final_count():
     got = list(feed)
     assert [(s.text, s.pause_after) for s in got] == [("a", 0.2), ("b", 0.0)]
     assert feed.count == 2 and feed.busy_s > 0
+
+
+def test_a_requests_segment_count_is_known_only_once_its_front_end_has_finished():
+    segments = [Segment("a", [1], 0.2), Segment("b", [1], 0.3)]
+    assert known_count(segments) == 2
+    assert known_count(iter(segments)) is None
+    assert known_count(SegmentFeed(lambda: segments[:1], threaded=False)) == 1
+    release = threading.Event()
+
+    def slow():
+        yield segments[0]
+        release.wait(5)
+
+    feed = SegmentFeed(slow, threaded=True)
+    assert known_count(feed) is None
+    release.set()
+    assert len(list(feed)) == 1 and known_count(feed) == 1
 
 
 def test_a_closed_feed_stops_its_front_end_at_the_next_segment():

@@ -204,6 +204,31 @@ def test_steady_state_allocates_nothing_new(joe_gpu):
     print(f"\nallocator flat over 100 calls: reserved {after['reserved_bytes.all.current'] / 2**20:.1f} MiB, pool {pool}, graph replays {graphs['replays']}")
 
 
+def test_a_sentence_alone_is_handed_out_in_its_own_pinned_array(joe_gpu):
+    """Max speed copies a lone sentence's audio into a pinned array of its own and hands that out,
+    with no move after the GPU: the same audio as through the batching machinery, a fresh array
+    per call that later calls leave alone, and no new pinned block over many calls (each call's
+    array goes back to torch's host cache once dropped)."""
+    from engine.models.base import StageTimes
+
+    cfg = dataclasses.replace(OptimizationConfig.max_speed(cuda=True), enable_compile=False)
+    wrapper = OptimizedTTSWrapper(joe_gpu, AdvancedTTSOptimizer(cfg, "cuda"))
+    segs = segments("medium")
+    assert len(segs) == 1
+    first = wrapper.generate("", SEEDED, segments=segs).audio
+    kept = first.copy()
+    second = wrapper.generate("", SEEDED, segments=segs).audio
+    assert torch.from_numpy(first).is_pinned() and not np.shares_memory(first, second)
+    assert np.array_equal(first, kept) and np.array_equal(first, second)
+    (through_run,) = joe_gpu.synthesize(iter(segs), SEEDED, StageTimes())
+    assert np.array_equal(through_run, first)
+    del first, second
+    before = torch.cuda.host_memory_stats()["num_host_alloc"]
+    for _ in range(50):
+        wrapper.generate("", SEEDED, segments=segs)
+    assert torch.cuda.host_memory_stats()["num_host_alloc"] == before
+
+
 @pytest.mark.parametrize("text", ["medium", "chapter"])
 def test_the_reported_peak_is_the_calls_allocator_peak(joe_gpu, text):
     """Read while the GPU still runs the last batch (`StageTimes.peak_bytes`), it equals the

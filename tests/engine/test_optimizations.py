@@ -340,6 +340,61 @@ def test_a_batch_reads_the_peak_allocation_only_while_the_gpu_still_works(monkey
     assert audio[1].tolist() == [2.0] * 4 + [0.0] * 3
 
 
+@pytest.mark.parametrize("laid_out", [False, True])
+def test_an_item_copied_to_its_own_array_is_handed_out_as_it_is(monkeypatch, laid_out):
+    """A batch of one row on the GPU is copied into a pinned array sized for its pause: that
+    array is the audio handed out (no move after the GPU), its pause zeroed whatever it held;
+    where the call's audio is laid out, it is copied into its place like any other item."""
+    from engine.models.piper import synth
+
+    class Copy:
+        def query(self):
+            return False
+
+        def synchronize(self):
+            pass
+
+    monkeypatch.setattr(synth, "memory_snapshot", lambda device: {"peak": 1})
+    host = torch.tensor([1.0, 2.0, 3.0, 4.0, 9.0, 9.0])  # 2 frames of hop 2, then a pause of 2 holding stale samples
+    batch = synth.InFlight([0], host, [2], [2], 2, synth.StageClock(torch.device("cpu")), Copy(), handed_out=True)
+    layout = synth.Joined([6]) if laid_out else None
+    if laid_out:
+        layout.audio[:] = 0.0  # as `Joined.ahead` leaves the places of batches in flight
+    audio = batch.finish(StageTimes(), layout)[0]
+    assert audio.tolist() == [1.0, 2.0, 3.0, 4.0, 0.0, 0.0]
+    assert np.shares_memory(audio, host.numpy()) is not laid_out
+    if laid_out:
+        assert np.shares_memory(audio, layout.audio)
+
+
+def test_a_sentence_alone_goes_straight_through_with_the_same_audio(joe_cpu, monkeypatch):
+    """A request of one sentence (its count known before synthesis: the wrapper's front end has
+    finished) skips the batching machinery (`PiperRunner.run_one`): same audio, pause and stage
+    laps as through `run`, which a request whose count is not known yet still takes."""
+    from engine.models.base import Segment
+
+    segment = Segment("One sentence.", [1, 8, 0, 9, 0, 5, 0, 2], 0.2)
+    pause = round(0.2 * joe_cpu.sample_rate)
+    for cfg in (OptimizationConfig.unoptimized(), OptimizationConfig.max_speed(cuda=False)):
+        OptimizedTTSWrapper(joe_cpu, AdvancedTTSOptimizer(cfg, "cpu"))
+        runner = joe_cpu.runner
+        paths = []
+        monkeypatch.setattr(runner, "run_one", lambda *a, _f=runner.run_one: (paths.append("one"), _f(*a))[1])
+        monkeypatch.setattr(runner, "run", lambda *a, _f=runner.run, **kw: (paths.append("run"), _f(*a, **kw))[1])
+        laps = []
+        audio = []
+        for segments in ([segment], iter([segment])):
+            times = StageTimes()
+            (wave,) = joe_cpu.synthesize(segments, SEEDED, times)
+            audio.append(wave)
+            laps.append(set(times.values))
+        assert paths == ["one", "run"]
+        assert np.array_equal(audio[0], audio[1])
+        assert len(audio[0]) > pause and not audio[0][-pause:].any()
+        assert laps[0] == laps[1] and "decoder" in laps[0]
+        monkeypatch.undo()
+
+
 def test_batches_are_cut_to_save_padding_within_the_limits(joe_cpu):
     """A real chapter's sentences: every one planned once, no batch over max_batch rows or the
     token budget, and far less padding than filling batches greedily (1.53× there)."""

@@ -15,6 +15,7 @@ import torch
 
 from ...config import SynthesisOptions
 from ...errors import InputError
+from ...feed import known_count
 from ...finishing import pause_samples
 from ...precision import ModulePolicy
 from ...text import IdTable, has_speakable_text, has_visible_text, normalize_text, split_chunks
@@ -128,6 +129,10 @@ class PiperTTS:
         """Finished audio per segment (see `finishes_audio`)."""
         params = self.params(options)
         self.ensure_on_device()
+        if known_count(segments) == 1 and not cancelled():
+            (segment,) = segments
+            yield self.runner.run_one(segment.tokens, pause_samples(segment, self.sample_rate), params, times)
+            return
         items = ((s.tokens, pause_samples(s, self.sample_rate)) for s in segments)
         for _, audio in self.runner.run(items, params, times, cancelled, ready=getattr(segments, "ready", None), joined=joined):
             yield audio
