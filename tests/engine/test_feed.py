@@ -70,6 +70,32 @@ def test_a_requests_segment_count_is_known_only_once_its_front_end_has_finished(
     assert len(list(feed)) == 1 and known_count(feed) == 1
 
 
+def test_a_worker_sees_a_request_arrive_while_it_polls_and_reads_it_whole():
+    """The worker's pipe is polled (`_arrived`) before its blocking read, so it must see every
+    byte not yet read: nothing is buffered out of the poll's sight, and a request written in
+    pieces is read whole."""
+    import os
+
+    from engine.text import workers
+
+    read_end, write_end = os.pipe()
+    try:
+        reader = workers._PipeReader(read_end)
+        assert not workers._arrived(read_end)
+        os.write(write_end, b"abc")
+        assert workers._arrived(read_end)
+        threading.Timer(0.05, lambda: os.write(write_end, b"defg")).start()
+        assert reader.read(7) == b"abcdefg"  # the rest arrives later: read waits for it
+        assert not workers._arrived(read_end)
+        os.close(write_end)
+        write_end = None
+        assert workers._arrived(read_end) and reader.read(4) == b""  # end of file: at once, empty
+    finally:
+        os.close(read_end)
+        if write_end is not None:
+            os.close(write_end)
+
+
 def test_a_closed_feed_stops_its_front_end_at_the_next_segment():
     """A cancelled request's long text is not phonemized to its end behind it."""
     made, gate, stopped = [], threading.Event(), threading.Event()
