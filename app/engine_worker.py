@@ -268,7 +268,7 @@ class EngineWorker(QObject):
         result = self._wrapper.generate(job["text"], options=options, cancel=self._cancel, on_chunk=on_chunk)
         stats = _plain(self._optimizer.get_stats())
         return {
-            "audio": result.audio,
+            "audio": _owned(result.audio),
             "sample_rate": result.sample_rate,
             "timings": _timings(result.timings),
             "device": str(result.device),
@@ -346,6 +346,16 @@ class EngineWorker(QObject):
 
         self._sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
         self._sampler.start()
+
+
+def _owned(audio: Any) -> Any:
+    """`audio` in memory of its own: the engine may hand out an array over a tensor's memory (a
+    lone sentence's audio lies in the page-locked block it was copied to), which the run history
+    would otherwise keep locked, up to its 100 runs. Arrays numpy owns pass as they are."""
+    root = audio
+    while getattr(root, "base", None) is not None and type(root.base).__module__ == "numpy":
+        root = root.base
+    return audio if getattr(root, "base", None) is None else audio.copy()
 
 
 def _timings(timings: Any) -> dict[str, Any]:
