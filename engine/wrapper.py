@@ -146,8 +146,10 @@ class OptimizedTTSWrapper:
     def generate(self, text: str, options: SynthesisOptions | None = None, cancel: threading.Event | None = None, on_chunk: Callable[[AudioChunk], None] | None = None, segments: Sequence[Segment] | None = None, **kw: Any) -> SynthesisResult:
         """The whole text's audio in one array; `on_chunk` sees each sentence as it is ready. The
         result may share memory with those chunks (a model that lays the call's audio out in one
-        array hands out views of it): copy a chunk before changing it in place. Its timings cover
-        the whole call, the join included (the benchmark reads them)."""
+        array hands out views of it): copy a chunk before changing it in place. On a GPU a lone
+        sentence's audio lies in the page-locked block it was copied to: copy it where it is kept
+        long (the app's run history does). Its timings cover the whole call, the join included
+        (the benchmark reads them)."""
         start = time.perf_counter()
         chunks = []
         for chunk in self._chunks(text, _options(options, kw), cancel, segments, joined=True):
