@@ -367,6 +367,34 @@ def test_an_item_copied_to_its_own_array_is_handed_out_as_it_is(monkeypatch, lai
         assert np.shares_memory(audio, layout.audio)
 
 
+def test_without_page_locked_memory_a_batch_of_one_goes_through_the_staging_buffer(joe_cpu, monkeypatch):
+    """A batch of one row on the GPU gets a pinned array of its own; where none can be had, its
+    audio is copied through the staging buffer like a larger batch's, and the call goes on."""
+    from engine.buffers import PinnedStaging
+
+    audio = torch.arange(12.0).reshape(1, 12)
+
+    class OnTheGpu:  # stage B's output as `_audio_to_host` sees it
+        is_cuda = True
+        dtype = torch.float32
+
+        def __getitem__(self, index):
+            return audio[index]
+
+    empty = torch.empty
+
+    def no_page_locked_memory(*args, pin_memory=False, **kwargs):
+        if pin_memory:
+            raise RuntimeError("CUDA error: out of memory")
+        return empty(*args, **kwargs)
+
+    runner = joe_cpu.runner
+    monkeypatch.setattr(runner, "staging", PinnedStaging())
+    monkeypatch.setattr(torch, "empty", no_page_locked_memory)
+    host, handed_out = runner._audio_to_host(OnTheGpu(), [3], [2], slot=0)
+    assert not handed_out and torch.equal(host, audio)
+
+
 def test_a_sentence_alone_goes_straight_through_with_the_same_audio(joe_cpu, monkeypatch):
     """A request of one sentence (its count known before synthesis: the wrapper's front end has
     finished) skips the batching machinery (`PiperRunner.run_one`): same audio, pause and stage

@@ -641,7 +641,10 @@ class PiperRunner:
         if rows > 1 or audio.dtype != torch.float32:
             return self.staging.to_host(audio[:rows], slot), False
         samples = frame_counts[0] * self.model.hop_length
-        host = torch.empty(samples + tails[0], dtype=torch.float32, pin_memory=True)
+        try:
+            host = torch.empty(samples + tails[0], dtype=torch.float32, pin_memory=True)
+        except RuntimeError:  # no page-locked memory to be had: the staging buffer, allocated at warmup, still is
+            return self.staging.to_host(audio[:rows], slot), False
         host[:samples].copy_(audio[0, :samples], non_blocking=True)
         return host, True
 
