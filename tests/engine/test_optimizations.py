@@ -369,7 +369,8 @@ def test_an_item_copied_to_its_own_array_is_handed_out_as_it_is(monkeypatch, lai
 
 def test_without_page_locked_memory_a_batch_of_one_goes_through_the_staging_buffer(joe_cpu, monkeypatch):
     """A batch of one row on the GPU gets a pinned array of its own; where none can be had, its
-    audio is copied through the staging buffer like a larger batch's, and the call goes on."""
+    audio is copied through the staging buffer like a larger batch's, the call goes on, and the
+    fallback is reported."""
     from engine.buffers import PinnedStaging
 
     audio = torch.arange(12.0).reshape(1, 12)
@@ -389,10 +390,13 @@ def test_without_page_locked_memory_a_batch_of_one_goes_through_the_staging_buff
         return empty(*args, **kwargs)
 
     runner = joe_cpu.runner
+    reported = []
     monkeypatch.setattr(runner, "staging", PinnedStaging())
+    monkeypatch.setattr(runner, "on_fallback", lambda feature, reason: reported.append((feature, reason)))
     monkeypatch.setattr(torch, "empty", no_page_locked_memory)
     host, handed_out = runner._audio_to_host(OnTheGpu(), [3], [2], slot=0)
     assert not handed_out and torch.equal(host, audio)
+    assert reported == [("pin_memory", "no page-locked array for a sentence's own audio (RuntimeError: CUDA error: out of memory); it is moved out of the staging buffer")]
 
 
 def test_a_sentence_alone_goes_straight_through_with_the_same_audio(joe_cpu, monkeypatch):

@@ -643,7 +643,9 @@ class PiperRunner:
         samples = frame_counts[0] * self.model.hop_length
         try:
             host = torch.empty(samples + tails[0], dtype=torch.float32, pin_memory=True)
-        except RuntimeError:  # no page-locked memory to be had: the staging buffer, allocated at warmup, still is
+        except RuntimeError as exc:  # no page-locked memory to be had: the staging buffer, allocated at warmup, still is
+            if self.on_fallback is not None:
+                self.on_fallback("pin_memory", f"no page-locked array for a sentence's own audio ({brief(exc)}); it is moved out of the staging buffer")
             return self.staging.to_host(audio[:rows], slot), False
         host[:samples].copy_(audio[0, :samples], non_blocking=True)
         return host, True
