@@ -2,7 +2,7 @@
 # Everything the GPU machine must show, in one call: GPU tests, the benchmark and a profile.
 # Results land under $OUT (the device tool brings that folder back).
 #
-#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|session|launch|chapter|all]     (default: all)
+#   scripts/gpu_check.sh [tests|bench|profile|host|probes|sentence|kernels|chatterbox|ab|session|launch|chapter|spin|all]     (default: all)
 #   TEST_PATHS, TEST_K: which GPU tests (pytest paths, -k expression); BENCH_ARGS, ITERS: the bench's options
 #   and timed calls per cell
 #
@@ -17,6 +17,9 @@
 # sentence's stages without compile, base engine (.carry/baseline.patch) against this one, rounds
 # interleaved; compiled with Inductor's dependent launches on (this engine's default) and off. The
 # medium bench does not fit beside them on a cold cache: `bench` or `session` in the next call.
+#
+# `spin` times the medium text in text mode with the espeak workers polling 10 ms before they block
+# (the default) and blocking at once (TTS_TURBO_WORKER_SPIN_S=0), one process each, rounds interleaved.
 #
 # `ab` compares the engine of `BASE=<rev> scripts/prepare_carry.sh` (carried as a patch) with this
 # one on this machine: one process per engine and round (AB_ROUNDS, 3), rounds interleaved (per-process kernel
@@ -151,6 +154,17 @@ if [[ $what == ab && -f .carry/baseline.patch ]]; then
   done
 elif [[ $what == ab ]]; then
   echo "ab: no .carry/baseline.patch (run BASE=<rev> scripts/prepare_carry.sh first)" | tee "$OUT/ab.txt"
+  status=1
+fi
+if [[ $what == spin && -n $espeak ]]; then  # the espeak workers' poll before they block (workers.SPIN_S), off against on, rounds interleaved (~2 minutes)
+  for round in $(seq "${AB_ROUNDS:-3}"); do
+    for spin in 0 0.01; do
+      TTS_TURBO_WORKER_SPIN_S=$spin timeout 40 python3 scripts/ab_time.py --label "spin $spin round $round" --texts medium --calls 60 ${AB_ARGS:-} 2>&1 \
+        | grep -E "median|Error" | tee -a "$OUT/spin.txt"
+    done
+  done
+elif [[ $what == spin ]]; then
+  echo "spin: no espeak here (scripts/prepare_carry.sh packs it)" | tee "$OUT/spin.txt"
   status=1
 fi
 if [[ $what == chatterbox || $what == all ]]; then
