@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from .capabilities import CHATTERBOX_VOICES
@@ -353,9 +354,9 @@ def _owned(audio: Any) -> Any:
     lone sentence's audio lies in the page-locked block it was copied to), which the run history
     would otherwise keep locked, up to its 100 runs. Arrays numpy owns pass as they are."""
     root = audio
-    while getattr(root, "base", None) is not None and type(root.base).__module__ == "numpy":
+    while isinstance(root.base, np.ndarray):
         root = root.base
-    return audio if getattr(root, "base", None) is None else audio.copy()
+    return audio if root.base is None else audio.copy()
 
 
 def _timings(timings: Any) -> dict[str, Any]:
