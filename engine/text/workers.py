@@ -299,18 +299,26 @@ def _read(stream) -> Any:
     return pickle.loads(stream.read(int.from_bytes(header, "little")))
 
 
+if os.name == "nt":  # select() takes only sockets there: ask the pipe how much it holds
+    import ctypes
+    import msvcrt
+
+    def _bytes_waiting(fd: int) -> bool:
+        waiting = ctypes.c_ulong(0)
+        ok = ctypes.windll.kernel32.PeekNamedPipe(msvcrt.get_osfhandle(fd), None, 0, None, ctypes.byref(waiting), None)
+        return not ok or waiting.value > 0
+
+else:
+
+    def _bytes_waiting(fd: int) -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
+
+
 def _arrived(fd: int) -> bool:
     """Whether bytes wait in the pipe `fd`, or anything else makes a read return at once (end of
     file, an error: the blocking read then reports it)."""
     try:
-        if os.name == "nt":
-            import ctypes
-            import msvcrt
-
-            waiting = ctypes.c_ulong(0)
-            ok = ctypes.windll.kernel32.PeekNamedPipe(msvcrt.get_osfhandle(fd), None, 0, None, ctypes.byref(waiting), None)
-            return not ok or waiting.value > 0
-        return bool(select.select([fd], [], [], 0)[0])
+        return _bytes_waiting(fd)
     except (OSError, ValueError, AttributeError):
         return True
 

@@ -355,7 +355,7 @@ def test_an_item_copied_to_its_own_array_is_handed_out_as_it_is(monkeypatch, lai
             pass
 
     monkeypatch.setattr(synth, "memory_snapshot", lambda device: {"peak": 1})
-    host = torch.tensor([1.0, 2.0, 3.0, 4.0, 9.0, 9.0])  # 2 frames of hop 2, then a pause of 2 holding stale samples
+    host = torch.tensor([[1.0, 2.0, 3.0, 4.0, 9.0, 9.0]])  # 2 frames of hop 2, then a pause of 2 holding stale samples
     batch = synth.InFlight([0], host, [2], [2], 2, synth.StageClock(torch.device("cpu")), Copy(), handed_out=True)
     layout = synth.Joined([6]) if laid_out else None
     if laid_out:

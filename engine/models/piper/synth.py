@@ -215,8 +215,8 @@ class InFlight:
     clock: StageClock
     done: torch.cuda.Event | None
     handed_out: bool = False
-    """`host` is the batch's one item as it is handed out (1-D, pinned): its samples, then room for
-    its pause (see `PiperRunner._audio_to_host`)."""
+    """`host` (1, samples + pause) is the batch's one item in the pinned array it is handed out in
+    (see `PiperRunner._audio_to_host`)."""
 
     def finish(self, times: StageTimes, layout: "Joined | None" = None) -> dict[int, np.ndarray]:
         """Wait for the copy, record the stage laps, and cut each item to its true length with its
@@ -232,8 +232,9 @@ class InFlight:
         own = self.handed_out and layout is None
         block = np.empty(sum(sizes), dtype=np.float32) if layout is None and not own else None
         busy = self.done is not None and not self.done.query()
+        host = self.host.numpy()
         if own:
-            self.host.numpy()[sizes[0] - self.tails[0] :] = 0.0  # the pause: the copy writes the samples before it
+            host[0, sizes[0] - self.tails[0] :] = 0.0  # the pause: the copy writes the samples before it
         elif busy and block is not None:
             block.fill(0.0)  # its pages faulted in and its pauses zeroed while the GPU works
         if self.done is not None:
@@ -241,8 +242,7 @@ class InFlight:
             self.done.synchronize()
         self.clock.read(times)
         if own:
-            return {self.indices[0]: self.host.numpy()}
-        host = self.host.numpy()[None] if self.handed_out else self.host.numpy()
+            return {self.indices[0]: host[0]}
         zeroed = busy or layout is not None  # `Joined.ahead` zeroed the places of batches in flight
         out, jobs, start = {}, [], 0
         for row, (index, size, tail) in enumerate(zip(self.indices, sizes, self.tails)):
@@ -470,8 +470,7 @@ class PiperRunner:
 
         grad_mode = torch.inference_mode() if self.inference_mode else torch.no_grad()
         lanes, caller = self.lanes, None
-        if lanes is not None and lanes.busy:  # a run left unfinished: its lane work comes first
-            lanes.settle(torch.cuda.current_stream(self.device))
+        self._settle_unfinished()
         overlap = False
         started: Started | None = None  # stage A launched, stage B not yet
         in_flight: InFlight | None = None  # stage B launched, audio not yet handed out
@@ -543,11 +542,15 @@ class PiperRunner:
         launches stage A straight after the front end, reads the frame count, launches stage B
         and waits for the copy."""
         with torch.inference_mode() if self.inference_mode else torch.no_grad():
-            if self.lanes is not None and self.lanes.busy:  # a run left unfinished: its lane work comes first
-                self.lanes.settle(torch.cuda.current_stream(self.device))
+            self._settle_unfinished()
             started = self._launch_stage_a([tokens], [0], [tail], params, 0, overlap=False)
             in_flight = self._launch_stage_b(started, overlap=False)
         return in_flight.finish(times)[0]
+
+    def _settle_unfinished(self) -> None:
+        """After a run left unfinished (cancelled, closed, failed), its work on the lanes comes first."""
+        if self.lanes is not None and self.lanes.busy:
+            self.lanes.settle(torch.cuda.current_stream(self.device))
 
     def _launch_stage_a(self, items, indices, tails: list[int], params: SynthParams, number: int, overlap: bool) -> Started:
         """Upload → stage A → its frame counts copied to the host (not waited for)."""
@@ -648,7 +651,7 @@ class PiperRunner:
                 self.on_fallback("pin_memory", f"no page-locked array for a sentence's own audio ({brief(exc)}); it is moved out of the staging buffer")
             return self.staging.to_host(audio[:rows], slot), False
         host[:samples].copy_(audio[0, :samples], non_blocking=True)
-        return host, True
+        return host[None], True
 
     def _frames_to_host(self, frames: torch.Tensor, slot: int) -> tuple[torch.Tensor | None, torch.cuda.Event | None]:
         """On a GPU, an event after stage A on its stream, and with pinned staging the frame
